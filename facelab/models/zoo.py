@@ -1,0 +1,147 @@
+"""One interface for every face model: ``load(name)(x01) -> embedding``."""
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .graph import Graph
+from .specs import SPECS, ModelSpec
+
+
+def check_images(x: torch.Tensor, what: str = "images") -> None:
+    """Raise a clear ``ValueError`` unless ``x`` is float RGB in [0,1], NCHW."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor (float RGB in [0,1], NCHW), got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"{what} must have shape (N, 3, H, W) (RGB, NCHW); got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{what} must be a float tensor with values in [0,1]; got dtype {x.dtype} (divide uint8 by 255)")
+    lo, hi = torch.aminmax(x.detach())
+    lo, hi = float(lo), float(hi)
+    if lo < -1e-4 or hi > 1 + 1e-4:
+        raise ValueError(
+            f"{what} must have values in [0,1]; got min {lo:.3g}, max {hi:.3g}. "
+            "facelab models own their normalisation: pass plain RGB scaled to [0,1]."
+        )
+
+
+class FaceModel(nn.Module):
+    """A pretrained face model on facelab's common interface.
+
+    ``forward(x01)`` takes float32 RGB in [0,1], shape (N,3,H,W); crops whose
+    size is not ``input_size`` are resized bilinearly (differentiable), so an
+    ensemble of models with different native sizes can share one crop.  It
+    returns the raw embedding (N, ``embedding_dim``) exactly as the original
+    graph computes it; gradients flow back to the [0,1] pixels.
+    """
+
+    def __init__(self, spec: ModelSpec, graph: nn.Module):
+        super().__init__()
+        self.spec = spec
+        self.name = spec.name
+        self.input_size = spec.input_size
+        self.embedding_dim = spec.embedding_dim
+        self.metric = spec.metric
+        self.graph = graph
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, input_size={self.input_size}, embedding_dim={self.embedding_dim}"
+
+    def _native(self, x01: torch.Tensor) -> torch.Tensor:
+        check_images(x01)
+        if x01.shape[-2:] != (self.input_size, self.input_size):
+            x01 = F.interpolate(x01, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        x = self.spec.preprocess(x01)
+        if getattr(self.graph, "layout", "NCHW") == "NHWC":
+            x = x.permute(0, 2, 3, 1)
+        return x
+
+    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.graph, Graph):
+            out = self.graph(self._native(x01))[self.graph.default_output]
+        else:
+            out = self.graph(self._native(x01))
+        return out.reshape(out.shape[0], -1)
+
+    def layer_names(self) -> list[str]:
+        if isinstance(self.graph, Graph):
+            return self.graph.layer_names()
+        return [n for n, _ in self.graph.named_modules() if n]
+
+    def layers(self, x01: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Intermediate outputs by name (see :meth:`layer_names`), 4-D ones in
+        NCHW whatever the original layout — e.g. PMT's "shallow model" output."""
+        x = self._native(x01)
+        if isinstance(self.graph, Graph):
+            out = self.graph(x, outputs=list(names))
+            if self.graph.layout == "NHWC":
+                out = {k: (v.permute(0, 3, 1, 2) if v.ndim == 4 else v) for k, v in out.items()}
+            return out
+        modules = dict(self.graph.named_modules())
+        missing = [n for n in names if n not in modules]
+        if missing:
+            raise KeyError(f"{self.name} has no layer(s) {missing}; see layer_names()")
+        got: dict[str, torch.Tensor] = {}
+        hooks = [modules[n].register_forward_hook(lambda m, i, o, n=n: got.__setitem__(n, o)) for n in names]
+        try:
+            self.graph(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        return got
+
+    def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Row-wise similarity of embeddings, higher = more alike: cosine, or
+        negative L2 distance for models whose native metric is Euclidean."""
+        if self.metric == "euclidean":
+            return -torch.linalg.vector_norm(a - b, dim=-1)
+        return F.cosine_similarity(a, b, dim=-1)
+
+    def threshold(self, far: float = 0.01) -> float:
+        """Calibrated verification threshold on :meth:`similarity` at ``far``."""
+        from .calibration import threshold
+
+        return threshold(self.name, far)
+
+
+def available(include_optional: bool = False, include_online: bool = False) -> list[str]:
+    """Names of the pool's models (optional/online ones on request)."""
+    from .online import ONLINE
+
+    names = [n for n, s in SPECS.items() if include_optional or not s.optional]
+    if include_online:
+        names += list(ONLINE)
+    return names
+
+
+_CACHE: dict[str, nn.Module] = {}
+
+
+def load(name: str, device: torch.device | str | None = None) -> FaceModel:
+    """Load a pretrained model by name, in eval mode with frozen weights.
+
+    Raises :class:`facelab.cache.MissingCacheError` if the weights were not
+    fetched (run ``facelab fetch``), :class:`facelab.models.online.NeedsInternetError`
+    for the facenet-pytorch models when offline.
+    """
+    from .online import ONLINE, load_online
+
+    if name in ONLINE:
+        spec, graph = load_online(name)
+    elif name in SPECS:
+        spec = SPECS[name]
+        if name not in _CACHE:
+            _CACHE[name] = spec.build()
+        # each FaceModel owns its copy: .to(device) must not move another's weights
+        graph = copy.deepcopy(_CACHE[name])
+    else:
+        raise KeyError(f"unknown model {name!r}; available: {available(True, True)}")
+    model = FaceModel(spec, graph)
+    model.eval().requires_grad_(False)
+    if device is not None:
+        model = model.to(device)
+    return model
