@@ -1,0 +1,19 @@
+"""facelab: face-privacy adversarial methods as stepwise generators.
+
+Every method yields :class:`Step` records; :func:`run` drains one and returns
+its last step, :func:`history` keeps a memory-bounded record for plotting.
+Subpackages: ``models`` (the pretrained zoo), ``faces`` (loading, alignment,
+face sets), ``ops``, ``methods``, ``metrics``, ``viz``.
+"""
+from importlib import import_module
+
+from .steps import History, Step, history, run
+
+__version__ = "0.1.0"
+__all__ = ["Step", "History", "run", "history", "models", "faces", "ops", "methods", "metrics", "viz"]
+
+
+def __getattr__(name: str):
+    if name in {"models", "faces", "ops", "methods", "metrics", "viz", "cache"}:
+        return import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'facelab' has no attribute {name!r}")

