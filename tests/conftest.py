@@ -31,7 +31,7 @@ def _astronaut(size: int) -> torch.Tensor:
 
     from facelab.faces import load_image
 
-    return load_image(data.astronaut(), size=size).faces[:1]
+    return load_image(data.astronaut(), size=size).crops[:1]
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,13 @@ def check_images(x: torch.Tensor, what: str = "images") -> None:
         )
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Device of a model's first parameter or buffer (CPU for a weightless one)."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 class FaceModel(nn.Module):
     """A pretrained face model on facelab's common interface.
 

@@ -1,0 +1,28 @@
+"""python -m benchmarks {models,overhead,all} [--repeats N] [--out DIR]"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import models, overhead
+
+SUITES = {"models": models.main, "overhead": overhead.main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("suite", choices=[*SUITES, "all"], nargs="?", default="all")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, fn in SUITES.items():
+        if args.suite in (name, "all"):
+            fn(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
