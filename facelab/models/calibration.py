@@ -105,7 +105,7 @@ def calibrate_command(args) -> int:
     labels = list(faceset.labels)
     genuine, impostor = pair_indices(labels)
     data = {
-        "set": args.data, "images": len(labels), "identities": len(set(labels)),
+        "set": args.data, "crop_size": int(faceset.crops.shape[-1]), "images": len(labels), "identities": len(set(labels)),
         "genuine_pairs": int(len(genuine)), "impostor_pairs": int(len(impostor)),
         "pairs": "all genuine and all impostor pairs of the set",
         "date": date.today().isoformat(), "command": f"facelab calibrate --data {args.data}",
@@ -113,7 +113,7 @@ def calibrate_command(args) -> int:
     fresh = {}
     for name in names:
         print(f"calibrating {name} …", flush=True)
-        fresh[name] = calibrate_model(load(name), faceset.images, labels) | {"data": data}
+        fresh[name] = calibrate_model(load(name), faceset.crops, labels) | {"data": data}
     out = Path(args.out) if args.out else cache_dir() / "thresholds.json"
     previous = json.loads(out.read_text()).get("models", {}) if out.exists() else {}
     out.parent.mkdir(parents=True, exist_ok=True)
