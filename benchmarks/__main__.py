@@ -1,13 +1,18 @@
-"""python -m benchmarks {models,overhead,all} [--repeats N] [--out DIR]"""
+"""python -m benchmarks {models,overhead,tip_im,targeted_anonymization,all} [--repeats N] [--threads N] [--out DIR]"""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from . import models, overhead
+from . import models, overhead, targeted_anonymization, tip_im
 
-SUITES = {"models": models.main, "overhead": overhead.main}
+SUITES = {
+    "models": models.main,
+    "overhead": overhead.main,
+    "tip_im": tip_im.main,
+    "targeted_anonymization": targeted_anonymization.main,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,295 @@
+"""TIP-IM: targeted identity-protection iterative method (Yang et al., ECCV 2020,
+"Towards Privacy Protection by Generating Adversarial Identity Masks").
+
+A photo x^real is protected by a small mask so that a face-identification
+system ranks an image of one of k *target* identities Ĝ_I = {x'_1 … x'_k}
+(authorised or virtual faces) above the owner's own gallery images (Eq. 1),
+while staying natural.  The method minimises, over a batch X of N photos,
+
+    J(X) = (1/N) Σ_i min_{x' ∈ Ĝ_I} J_iden(x', x_i) + γ · MMD(X^adv, X^real)      (Eq. 5–6)
+    J_iden(x', x) = D_f(x, x') − D_f(x, x^real)                                    (Eq. 3)
+
+with momentum sign (L∞) or L2-normalised steps projected onto the ε-ball (Eq. 7),
+choosing the target of each image at each iteration by greedy insertion
+(Alg. 1, Eq. 8–9): every candidate target x' proposes the one-step update
+x̂(x') = Π(x − α·Normalize(∇J_iden(x', x))), and the candidate whose x̂ has the
+largest gain G wins.
+
+Choices facelab makes where the paper leaves room (see docs/tip_im.md):
+
+* **D_f on L2-normalised features.** D_f(a, b) = ‖f̂(a) − f̂(b)‖², f̂ = f/‖f‖, so
+  D_f = 2 − 2·cos ∈ [0, 4] for every model.  The pool's raw embeddings differ
+  in scale by orders of magnitude (faceres: 1024-d post-ReLU6, norms in the
+  tens; mobilefacenet/facenet: unit norm in-graph), which would make one γ
+  mean different things per surrogate; after normalising, J_iden ∈ [−4, 4]
+  whatever the model, and ranking by D_f equals ranking by cosine, the metric
+  the cosine models are trained for.  ``normalize=False`` gives raw features.
+* **MMD on pixels.**  Eq. (4) maps the *images* x_i^adv, x_j^real into the RKHS
+  with "the same φ as [1]" (Borgwardt et al.: a Gaussian kernel on the data
+  vectors), and the stated aim is to keep X^adv on the distribution of real
+  images — so the kernel sees flattened pixels, not embeddings.  facelab uses a
+  multi-bandwidth Gaussian on the mean squared pixel difference, bandwidths
+  2/255 … 128/255 (:mod:`facelab.ops.mmd`).
+* **Self-augmentation (Appendix C).**  When the batch is smaller than
+  ``mmd_batch`` (a single photo, typically), each image is expanded into
+  ⌈mmd_batch/N⌉ copies under fixed random rotation + projective + brightness
+  transforms, the same transforms for x^adv and x^real
+  (:mod:`facelab.ops.augment`); MMD compares the augmented sets.
+* **Batched greedy insertion.**  Alg. 1 loops over the k targets with one
+  forward/backward each; here x is replicated k times and all k candidate
+  gradients come from one batched forward and one backward, all k candidate
+  updates are formed at once and their gains come from one batched forward.
+  The winner's gradient is reused for the update itself (plus γ·∇MMD).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator, Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.zoo import check_images
+from ..ops import accumulate_momentum, as_models, clip_to_budget, input_diversity, lp_norm, steepest_step
+from ..ops.augment import self_augmentation
+from ..ops.budget import Norm
+from ..ops.mmd import DEFAULT_BANDWIDTHS, gaussian_kernel_matrix, mmd
+from ..steps import Step
+
+Gain = Literal["G", "G1", "G2", "random", "single"]
+GAINS: tuple[str, ...] = ("G", "G1", "G2", "random", "single")
+Models = nn.Module | Sequence[nn.Module]
+
+
+def features(model: nn.Module, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """f(x), L2-normalised unless ``normalize`` is False."""
+    e = model(x)
+    return F.normalize(e, dim=-1) if normalize else e
+
+
+def sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """D_f of Eq. (1) between feature rows, broadcasting over leading dims: ‖a − b‖²."""
+    return (a - b).pow(2).sum(-1)
+
+
+def gain_values(delta: torch.Tensor, gain: str) -> torch.Tensor:
+    """Gain of each candidate from Δ[..., m] = D_f(x̂, x^real) − D_f(x̂, x'_m) over the targets m:
+
+    G  = log(1 + max_m exp Δ_m)  (Eq. 9),   G1 = log(1 + Σ_m exp Δ_m),   G2 = log(1 + min_m exp Δ_m)  (§5.1),
+
+    computed stably as softplus(max Δ), softplus(logsumexp Δ), softplus(min Δ).
+    All are positive; larger is better.
+    """
+    if gain == "G":
+        return F.softplus(delta.amax(-1))
+    if gain == "G1":
+        return F.softplus(torch.logsumexp(delta, -1))
+    if gain == "G2":
+        return F.softplus(delta.amin(-1))
+    raise ValueError(f"no gain function {gain!r}; choose G, G1 or G2")
+
+
+def tip_im(
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    surrogate: Models,
+    *,
+    eps: float = 12 / 255,
+    alpha: float | None = None,
+    steps: int = 50,
+    mu: float = 1.0,
+    gamma: float = 0.0,
+    norm: Norm = "linf",
+    gain: Gain = "G",
+    target_index: int | torch.Tensor | None = None,
+    normalize: bool = True,
+    mmd_batch: int = 16,
+    bandwidths: Sequence[float] = DEFAULT_BANDWIDTHS,
+    diversity_prob: float = 0.0,
+    monitor: Sequence[nn.Module] = (),
+    seed: int = 0,
+) -> Iterator[Step]:
+    """Protect the photos ``x`` (N, 3, H, W) against identification, steering
+    them toward the target set ``targets`` = Ĝ_I (k, 3, H', W'), one image per
+    candidate target (Eq. 2–9, Alg. 1).
+
+    ``surrogate``: the white-box model (or a list, whose D_f are averaged).
+    ``eps`` ε and ``alpha`` α on the [0,1] scale: the paper's ε = 12, α = 1.5 on
+    0–255 are the defaults for L∞ (α defaults to ε/8 for either norm; for
+    ``norm="l2"`` pass an L2 ε, e.g. 2.0 for a 112² crop).  ``steps`` T = 50
+    iterations (the paper's N), ``mu`` μ the momentum (Dong et al.) of the
+    update (Eq. 7), ``gamma`` γ the weight of MMD (Eq. 5); γ = 0 skips the
+    MMD gradient.
+
+    ``gain`` picks the inner minimisation: ``"G"`` greedy insertion with Eq. (9),
+    ``"G1"`` / ``"G2"`` with the sum / min variants of §5.1, ``"random"`` a
+    random target per image per step (TIP-IM-Rand), ``"single"`` the
+    single-target baseline: always ``targets[target_index]`` (an int, or one
+    index per image; None draws one per image from the seed).
+
+    ``mmd_batch``: below this batch size images are self-augmented for MMD
+    (Appendix C); ``bandwidths``: the kernel's σ in pixel units.
+    ``diversity_prob`` > 0 takes the identity gradients through input
+    diversity (not in the paper; TIP-IM's public code does it).
+    ``monitor``: black-box models only watched (no gradient).
+
+    Yields T + 1 Steps; i = 0 is the unprotected start.
+    ``losses``: ``"iden"`` (N,) min over targets of J_iden (Eq. 3) at x_i (the
+    inner minimum of Eq. 2), ``"mmd"`` MMD(X_i, X^real) (Eq. 4, on the
+    augmented batch if any), ``"total"`` mean(iden) + γ·mmd (Eq. 5).
+    ``state``: ``"target"`` (N,) index of the target driving the update
+    x_i → x_{i+1} (at the last step, which makes no update, the nearest target);
+    ``"gains"`` (N, k) every candidate's gain (None for "random", "single"
+    and the last step); ``"distance"`` (N, k) D_f(x_i, x'_j) on the surrogate;
+    ``"norm"`` per-image ‖δ‖; ``"similarity"`` {model: (N,)} similarity
+    (the model's own metric) to the photo's own embedding, and
+    ``"target_similarity"`` {model: (N,)} best similarity to any target, for
+    the surrogate(s) and the monitored models.
+    """
+    check_images(x)
+    check_images(targets, "targets")
+    if gain not in GAINS:
+        raise ValueError(f"gain must be one of {GAINS}, got {gain!r}")
+    if steps < 1:
+        raise ValueError("steps must be >= 1")
+    if eps <= 0:
+        raise ValueError("eps must be > 0 (on the [0,1] scale, e.g. 12/255)")
+    if gamma < 0:
+        raise ValueError("gamma must be >= 0")
+    attacked = as_models(surrogate)
+    watched = as_models(monitor) if len(monitor) else []
+    alpha = eps / 8 if alpha is None else alpha
+    n, k = x.shape[0], targets.shape[0]
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    x = x.detach()
+    dev = x.device
+    arange = torch.arange(n, device=dev)
+
+    if gain == "single":
+        if target_index is None:
+            fixed = torch.randint(0, k, (n,), generator=gen).to(dev)
+        else:
+            fixed = torch.as_tensor(target_index, dtype=torch.long, device=dev).expand(n).clone()
+        if int(fixed.min()) < 0 or int(fixed.max()) >= k:
+            raise ValueError(f"target_index must be in [0, {k})")
+    elif target_index is not None:
+        raise ValueError('target_index is only used with gain="single"')
+
+    with torch.no_grad():
+        raw_real = [m(x) for m in attacked]
+        f_real = [F.normalize(e, dim=-1) if normalize else e for e in raw_real]
+        f_tgt = [features(m, targets, normalize) for m in attacked]
+        raw_tgt = [m(targets) for m in attacked]
+        w_real = [m(x) for m in watched]
+        w_tgt = [m(targets) for m in watched]
+
+    # MMD's real batch (self-augmented when small), fixed for the whole run
+    reps = max(1, math.ceil(mmd_batch / n)) if n < mmd_batch else 1
+    augment = self_augmentation(reps, tuple(x.shape[-2:]), gen) if reps > 1 else None
+    view = augment if augment is not None else (lambda t: t)
+    with torch.no_grad():
+        real_batch = view(x)
+        k_real = gaussian_kernel_matrix(real_batch, real_batch, bandwidths).mean()
+
+    def mmd_of(x_in: torch.Tensor) -> torch.Tensor:
+        return mmd(view(x_in), real_batch, bandwidths, k_yy=k_real)
+
+    def distances(x_in: torch.Tensor, pairs: torch.Tensor | None):
+        """Per surrogate, features of x_in (N·r images) → D to own real (N, r) and to targets.
+
+        ``pairs`` None: D to every target (N, r, k); else (N, r) target index per replica → (N, r).
+        Returns D averaged over surrogates, plus the raw embeddings per model."""
+        r = x_in.shape[0] // n
+        d_real, d_tgt, raws = 0.0, 0.0, []
+        for m, fr, ft in zip(attacked, f_real, f_tgt):
+            raw = m(x_in)
+            raws.append(raw)
+            f = (F.normalize(raw, dim=-1) if normalize else raw).view(n, r, -1)
+            d_real = d_real + sq_dist(f, fr[:, None])
+            d_tgt = d_tgt + (sq_dist(f[:, :, None], ft[None, None]) if pairs is None else sq_dist(f, ft[pairs]))
+        s = len(attacked)
+        return d_real / s, d_tgt / s, raws
+
+    def monitor_state(x_in: torch.Tensor, raws: list[torch.Tensor]):
+        sims, tsims = {}, {}
+        for m, raw, er, et in zip(attacked, raws, raw_real, raw_tgt):
+            sims[m.name] = m.similarity(raw, er)
+            tsims[m.name] = m.similarity(raw[:, None], et[None]).amax(1)
+        for m, er, et in zip(watched, w_real, w_tgt):
+            e = m(x_in)
+            sims[m.name] = m.similarity(e, er)
+            tsims[m.name] = m.similarity(e[:, None], et[None]).amax(1)
+        return sims, tsims
+
+    x_adv = x.clone()
+    g = torch.zeros_like(x)
+    for i in range(steps + 1):
+        update = i < steps
+        gains = None
+        if not update:
+            chosen = None
+            r = 1
+        elif gain in ("G", "G1", "G2"):
+            r = k
+            pairs = torch.arange(k, device=dev).expand(n, k)
+        else:
+            r = 1
+            chosen = fixed if gain == "single" else torch.randint(0, k, (n,), generator=gen).to(dev)
+            pairs = chosen[:, None]
+
+        if update:
+            # one forward/backward for all candidate targets: replica j of image i is paired with pairs[i, j]
+            xr = x_adv.repeat_interleave(r, dim=0).requires_grad_(True)
+            x_in = input_diversity(xr, diversity_prob, generator=gen) if diversity_prob > 0 else xr
+            d_real_r, d_tgt_r, raws = distances(x_in, pairs)
+            j_iden = d_tgt_r - d_real_r  # (N, r): J_iden(x'_pairs, x_i), Eq. 3
+            (grad,) = torch.autograd.grad(j_iden.sum(), xr)
+            grad = grad.view(n, r, *x.shape[1:])
+            with torch.no_grad():
+                if gain in ("G", "G1", "G2"):
+                    # Alg. 1 line 5, all candidates at once; then line 6 in one forward
+                    cand = clip_to_budget(
+                        x_adv.repeat_interleave(k, 0) - alpha * steepest_step(grad.flatten(0, 1), norm),
+                        x.repeat_interleave(k, 0), eps, norm)
+                    d_c_real, d_c_tgt, _ = distances(cand, None)  # (N, k), (N, k, k)
+                    gains = gain_values(d_c_real[..., None] - d_c_tgt, gain)
+                    chosen = gains.argmax(1)  # Eq. 8: greedy insertion of the best candidate
+                    g_iden = grad[arange, chosen]
+                else:
+                    g_iden = grad[:, 0]
+        with torch.no_grad():
+            if not update or diversity_prob > 0:
+                d_real0, d_tgt0, raws0 = distances(x_adv, None)
+            else:
+                # replicas are identical: read the current point's features off replica 0
+                raws0 = [e.detach().view(n, r, -1)[:, 0] for e in raws]
+                f0 = [(F.normalize(e, dim=-1) if normalize else e)[:, None] for e in raws0]
+                d_real0 = sum(sq_dist(f, fr[:, None]) for f, fr in zip(f0, f_real)) / len(attacked)
+                d_tgt0 = sum(sq_dist(f[:, :, None], ft[None, None]) for f, ft in zip(f0, f_tgt)) / len(attacked)
+            dist = d_tgt0[:, 0]  # (N, k)
+            iden_all = dist - d_real0  # (N, k)
+            iden = iden_all.amin(1)
+            if chosen is None:
+                chosen = iden_all.argmin(1)
+            sims, tsims = monitor_state(x_adv, raws0)
+        if update and gamma > 0:
+            xm = x_adv.clone().requires_grad_(True)
+            mmd_val = mmd_of(xm)
+            (g_mmd,) = torch.autograd.grad(mmd_val, xm)
+            mmd_val = mmd_val.detach()
+        else:
+            with torch.no_grad():
+                mmd_val = mmd_of(x_adv)
+        yield Step(
+            i, x_adv,
+            {"iden": iden, "mmd": mmd_val, "total": iden.mean() + gamma * mmd_val},
+            {"target": chosen, "gains": gains, "distance": dist, "norm": lp_norm(x_adv - x, norm),
+             "similarity": sims, "target_similarity": tsims},
+        )
+        if update:
+            grad_j = g_iden / n  # ∇ of (1/N) Σ_i J_iden(x*_i, x_i), Eq. 6
+            if gamma > 0:
+                grad_j = grad_j + gamma * g_mmd
+            g = accumulate_momentum(g, grad_j, mu) if mu > 0 else grad_j
+            x_adv = clip_to_budget(x_adv - alpha * steepest_step(g, norm), x, eps, norm).detach()
