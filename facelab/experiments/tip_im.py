@@ -1,0 +1,483 @@
+"""TIP-IM's evaluation protocol (Yang et al. 2020, §5.1) on a facelab identity set.
+
+The paper: 500 protected identities, one probe photo each, their other
+photos in the gallery; 10 target identities, one photo each in Ĝ_I (what
+the method optimises towards), their other photos in the gallery; 500 more
+identities as distractors; one white-box surrogate, every other model a
+black box; Rank-N-T / Rank-N-UT (:mod:`facelab.metrics.identification`) and
+PSNR / SSIM / MMD (:mod:`facelab.metrics.quality`).
+
+:func:`make_protocol` follows that when the set has enough identities with
+two or more photos (``"paper"`` mode, e.g. LFW).  facelab's offline set has
+only 8 such identities (41 single-photo distractors), so it falls back to
+``"leave-one-out"`` mode: each multi-photo identity is protected in turn and
+every *other* multi-photo identity (up to ``n_targets``, i.e. 7 here) is a
+target; one "held" photo per identity is its Ĝ_I photo when it is a target
+(and its first probe when it is protected), held and probe photos never
+enter the gallery.  Every table built here states the mode, the number of
+probes and targets, and the data.
+
+:func:`run_protocol` returns a :class:`Table` (a list of dict rows; pandas is
+not a dependency).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import steps as _steps
+from ..methods.tip_im import tip_im
+from ..metrics.identification import identification_rates, similarity_matrix
+from ..metrics.quality import mmd as mmd_metric
+from ..metrics.quality import psnr, ssim
+
+
+# -- a small table ----------------------------------------------------------
+
+
+class Table(list):
+    """Rows as dicts (a list subclass), with a few conveniences for notebooks and reports."""
+
+    @property
+    def columns(self) -> list[str]:
+        cols: dict[str, None] = {}
+        for r in self:
+            cols.update(dict.fromkeys(r))
+        return list(cols)
+
+    def where(self, **match) -> "Table":
+        """Rows whose values equal every ``key=value`` given (a callable value is a predicate)."""
+        ok = lambda r: all(v(r.get(k)) if callable(v) else r.get(k) == v for k, v in match.items())  # noqa: E731
+        return Table(r for r in self if ok(r))
+
+    def column(self, name: str) -> list:
+        return [r.get(name) for r in self]
+
+    def one(self, **match) -> dict:
+        rows = self.where(**match)
+        if len(rows) != 1:
+            raise KeyError(f"{len(rows)} rows match {match}")
+        return rows[0]
+
+    def to_markdown(self, columns: Sequence[str] | None = None, digits: int = 3) -> str:
+        cols = list(columns or self.columns)
+
+        def fmt(v: Any) -> str:
+            if isinstance(v, float):
+                return "—" if np.isnan(v) else f"{v:.{digits}g}" if abs(v) >= 1000 else f"{v:.{digits}f}"
+            return "" if v is None else str(v)
+
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in self]
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+
+# -- the protocol -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    """One TIP-IM run: protected probe photos and the Ĝ_I photos (one per target identity)."""
+
+    probes: tuple[int, ...]
+    targets: tuple[int, ...]
+
+
+@dataclass
+class Protocol:
+    groups: list[Group]
+    gallery: np.ndarray
+    mode: str
+    note: str = ""
+    target_identities: list[str] = field(default_factory=list)
+
+    @property
+    def probes(self) -> list[int]:
+        return [p for g in self.groups for p in g.probes]
+
+    def describe(self, labels: Sequence[str]) -> str:
+        k = sorted({len(g.targets) for g in self.groups})
+        ids = {labels[p] for p in self.probes}
+        return (f"{self.mode} protocol: {len(self.probes)} protected probes of {len(ids)} identities, "
+                f"{'/'.join(map(str, k))} target identities per probe, gallery of {len(self.gallery)} images "
+                f"({len({labels[i] for i in self.gallery})} identities). {self.note}").strip()
+
+
+def make_protocol(labels: Sequence[str], n_targets: int = 10, probes_per_identity: int = 4,
+                  max_protected: int | None = 500, batch_size: int = 16, seed: int = 0,
+                  max_gallery_per_identity: int | None = None) -> Protocol:
+    """Seeded split of a labelled set into TIP-IM runs and one gallery (see the module doc).
+
+    ``probes_per_identity``: protected photos per identity (always leaving at
+    least one photo of it in the gallery; the paper uses 1).
+    ``max_protected``: at most this many protected identities (in either mode).
+    ``max_gallery_per_identity``: cap on an identity's gallery photos (the
+    offline set's two video subjects would otherwise fill the gallery with
+    near-identical frames); None keeps all.
+    """
+    rng = np.random.default_rng(seed)
+    labels = list(labels)
+    arr = np.array(labels)
+    multi = [name for name in dict.fromkeys(labels) if (arr == name).sum() >= 2]
+    if len(multi) < 2:
+        raise ValueError("the set needs at least two identities with two or more photos")
+    members = {name: rng.permutation(np.flatnonzero(arr == name)) for name in multi}
+    excluded: set[int] = set()
+    groups: list[Group] = []
+    if len(multi) >= n_targets + 2:
+        mode = "paper"
+        order = rng.permutation(len(multi))
+        tgt_names = [multi[i] for i in order[:n_targets]]
+        prot_names = [multi[i] for i in order[n_targets:]][: max_protected or None]
+        tgt_photos = tuple(int(members[t][0]) for t in tgt_names)
+        excluded.update(tgt_photos)
+        probes: list[int] = []
+        for name in prot_names:
+            m = members[name]
+            take = m[: min(probes_per_identity, len(m) - 1)]
+            probes.extend(int(i) for i in take)
+        excluded.update(probes)
+        for s in range(0, len(probes), batch_size):
+            groups.append(Group(tuple(probes[s : s + batch_size]), tgt_photos))
+        note = ""
+    else:
+        mode = "leave-one-out"
+        tgt_names = multi
+        held = {name: int(members[name][0]) for name in multi}
+        for name in multi[: max_protected or None]:
+            m = members[name]
+            take = tuple(int(i) for i in m[: min(probes_per_identity, len(m) - 1)])
+            excluded.update(take)
+            others = [o for o in multi if o != name]
+            others = [others[i] for i in rng.permutation(len(others))[:n_targets]]
+            groups.append(Group(take, tuple(held[o] for o in others)))
+        excluded.update(held.values())
+        note = (f"Only {len(multi)} identities have two or more photos, so each is protected in turn with the "
+                f"others as targets (k = {min(n_targets, len(multi) - 1)} instead of the paper's 10).")
+    gallery, per_identity = [], {}
+    for i in range(len(labels)):
+        if i in excluded:
+            continue
+        per_identity[labels[i]] = per_identity.get(labels[i], 0) + 1
+        if max_gallery_per_identity is None or per_identity[labels[i]] <= max_gallery_per_identity:
+            gallery.append(i)
+    gallery = np.array(gallery, dtype=np.int64)
+    return Protocol(groups, gallery, mode, note, list(tgt_names))
+
+
+def _load(m) -> nn.Module:
+    if isinstance(m, str):
+        from ..models import load
+
+        return load(m)
+    return m
+
+
+def _settings(methods: Iterable[str], gammas: Iterable[float], settings) -> list[tuple[str, float]]:
+    if settings is not None:
+        return [(str(m), float(g)) for m, g in settings]
+    return [(m, float(g)) for m in methods for g in gammas]
+
+
+def protect(protocol: Protocol, crops: torch.Tensor, surrogate: nn.Module, method: str = "G", gamma: float = 0.0,
+            **kw) -> torch.Tensor:
+    """Protected versions of every probe of ``protocol`` (in ``protocol.probes`` order)."""
+    out = []
+    for g in protocol.groups:
+        x, t = crops[list(g.probes)], crops[list(g.targets)]
+        last = _steps.run(tip_im(x, t, surrogate, gain=method, gamma=gamma, **kw))
+        out.append(last.x)
+    return torch.cat(out)
+
+
+def run_protocol(
+    face_set=None,
+    *,
+    surrogate: str | nn.Module = "mobileface",
+    black_boxes: Sequence[str | nn.Module] | None = None,
+    methods: Sequence[str] = ("single", "G"),
+    gammas: Sequence[float] = (0.0,),
+    settings: Sequence[tuple[str, float]] | None = None,
+    n_targets: int = 10,
+    probes_per_identity: int = 4,
+    max_protected: int | None = 500,
+    max_gallery_per_identity: int | None = None,
+    batch_size: int = 16,
+    ns: Sequence[int] = (1, 5),
+    seed: int = 0,
+    log: Callable[[str], None] | None = print,
+    **tip_kw,
+) -> Table:
+    """Run TIP-IM (each method × γ, or the explicit ``settings`` pairs) on the
+    protocol of :func:`make_protocol` and evaluate every model.
+
+    ``face_set``: an :class:`facelab.faces.IdentitySet` (default: the offline
+    set); ``surrogate``: the white-box model; ``black_boxes``: default every
+    other pool model.  ``tip_kw`` go to :func:`facelab.methods.tip_im`
+    (``steps``, ``eps``, ``alpha``, ``mu`` …).
+
+    Returns one row per (method, γ, model): ``method``, ``gamma``, ``model``,
+    ``box`` ("white"/"black"), ``R{n}-T`` / ``R{n}-UT`` (fractions),
+    ``PSNR``, ``SSIM``, ``MMD`` (of the protected probes, the same for every
+    model), ``probes``, ``targets``, ``seconds`` (protection time), ``data``
+    and ``mode``.  Method ``"clean"`` rows evaluate the unprotected probes.
+    """
+    from ..models import available
+
+    if face_set is None:
+        from ..faces import offline_set
+
+        face_set = offline_set()
+    crops, labels = face_set.crops, list(face_set.labels)
+    sur = _load(surrogate)
+    if black_boxes is None:
+        black_boxes = [n for n in available() if n != sur.name]
+    boxes = [_load(b) for b in black_boxes]
+    protocol = make_protocol(labels, n_targets, probes_per_identity, max_protected, batch_size, seed,
+                             max_gallery_per_identity)
+    if log:
+        log(protocol.describe(labels))
+    probes = protocol.probes
+    true = [labels[p] for p in probes]
+    tgt_sets = [{labels[t] for t in g.targets} for g in protocol.groups for _ in g.probes]
+    gal = crops[torch.as_tensor(protocol.gallery)]
+    gal_labels = [labels[i] for i in protocol.gallery]
+    models = [sur, *boxes]
+    with torch.no_grad():
+        gal_emb = {m.name: torch.cat([m(gal[i : i + 64]) for i in range(0, len(gal), 64)]) for m in models}
+    x0 = crops[probes]
+
+    rows = Table()
+
+    def evaluate(images: torch.Tensor, method: str, gamma: float, seconds: float) -> None:
+        quality = {"PSNR": float(psnr(images, x0).clamp(max=99).mean()), "SSIM": float(ssim(images, x0).mean()),
+                   "MMD": mmd_metric(images, x0)}
+        for m in models:
+            s = similarity_matrix(m, images, gal, gallery_embeddings=gal_emb[m.name])
+            rates = identification_rates(s, gal_labels, true, tgt_sets, ns)
+            rows.append({"method": method, "gamma": gamma, "model": m.name, "box": "white" if m is sur else "black",
+                         **rates, **quality, "probes": len(probes), "targets": len(protocol.groups[0].targets),
+                         "seconds": seconds, "surrogate": sur.name, "data": face_set.name, "mode": protocol.mode})
+
+    evaluate(x0, "clean", float("nan"), 0.0)
+    for method, gamma in _settings(methods, gammas, settings):
+        t0 = time.perf_counter()
+        adv = protect(protocol, crops, sur, method, gamma, seed=seed, **tip_kw)
+        dt = time.perf_counter() - t0
+        evaluate(adv, method, gamma, dt)
+        if log:
+            bb = rows.where(method=method, gamma=gamma, box="black")
+            log(f"{method:6s} γ={gamma:<4g} {dt:6.1f}s  black-box R1-T {np.mean(bb.column('R1-T')):.3f}  "
+                f"PSNR {bb[0]['PSNR']:.2f}  SSIM {bb[0]['SSIM']:.3f}")
+    return rows
+
+
+def summarize(rows: Table, ns: Sequence[int] = (1, 5)) -> Table:
+    """One row per (method, γ): white-box rates, the mean over black-box models, and quality."""
+    out = Table()
+    keys = list(dict.fromkeys((r["method"], r["gamma"]) for r in rows))
+    for method, gamma in keys:
+        sel = [r for r in rows if r["method"] == method and (r["gamma"] == gamma or (gamma != gamma and r["gamma"] != r["gamma"]))]
+        white = [r for r in sel if r["box"] == "white"]
+        black = [r for r in sel if r["box"] == "black"]
+        row = {"method": method, "gamma": gamma}
+        for n in ns:
+            for kind in ("T", "UT"):
+                key = f"R{n}-{kind}"
+                row[f"white {key}"] = white[0][key] if white else float("nan")
+                row[f"black {key}"] = float(np.mean([r[key] for r in black])) if black else float("nan")
+        row.update({k: sel[0][k] for k in ("PSNR", "SSIM", "MMD", "seconds")})
+        out.append(row)
+    return out
+
+
+# -- figures and widgets for the notebook --------------------------------------
+
+
+def timeline_figure(hist, at: int | None = None, image_index: int = 0, target_names: Sequence[str] | None = None,
+                    thresholds: dict | None = None, fig=None):
+    """TIP-IM's run at a glance: each candidate's gain per step (the chosen target
+    ringed), J_iden and MMD over time, similarity to the true identity and to
+    the best target per model (``thresholds``: dashed lines).  ``at`` marks an iteration."""
+    import matplotlib.pyplot as plt
+
+    fig = fig or plt.figure(figsize=(12, 5.6))
+    fig.clear()
+    ax = fig.subplots(2, 2)
+    kept = [s for s in hist.steps if s.state.get("gains") is not None]
+    its = [s.i for s in hist.steps]
+    if kept:
+        gains = torch.stack([s.state["gains"][image_index] for s in kept]).T.numpy()
+        k = gains.shape[0]
+        im = ax[0, 0].imshow(gains, aspect="auto", cmap="viridis", origin="lower",
+                             extent=(kept[0].i - 0.5, kept[-1].i + 0.5, -0.5, k - 0.5), interpolation="nearest")
+        ax[0, 0].scatter([s.i for s in kept], [int(s.state["target"][image_index]) for s in kept], s=14,
+                         facecolors="none", edgecolors="red", label="chosen")
+        ax[0, 0].set_yticks(range(k), list(target_names) if target_names else range(k), fontsize=7)
+        fig.colorbar(im, ax=ax[0, 0], label="gain")
+    else:
+        ax[0, 0].plot(its, [int(s.state["target"][image_index]) for s in hist.steps], "o-", ms=3)
+    ax[0, 0].set_title("gain of each candidate target (red: chosen)", fontsize=9)
+    for name in ("iden", "mmd"):
+        if name in hist.curves:
+            ax[0, 1].plot(hist.iterations, hist.curves[name], label=f"{name} (mean)")
+    ax[0, 1].set_title("J_iden (nearest target) and MMD", fontsize=9)
+    for key, a, title in (("similarity", ax[1, 0], "similarity to the true identity"),
+                          ("target_similarity", ax[1, 1], "best similarity to a target")):
+        for j, (n, v) in enumerate((n, v) for n, v in hist.state_curves.items() if n.startswith(key + "/")):
+            name = n.split("/", 1)[1]
+            line, = a.plot(hist.iterations, v, label=name)
+            if thresholds and name in thresholds:
+                a.axhline(thresholds[name], ls="--", lw=0.8, color=line.get_color())
+        a.set_title(title + (" (dashed: threshold)" if thresholds else ""), fontsize=9)
+    for a in (ax[0, 1], ax[1, 0], ax[1, 1]):
+        a.set_xlabel("iteration", fontsize=8)
+        a.legend(fontsize=7)
+        if at is not None:
+            a.axvline(at, color="k", lw=0.6)
+    if at is not None:
+        ax[0, 0].axvline(at, color="w", lw=0.6)
+    if hasattr(fig, "tight_layout"):  # a SubFigure inside the player lays out with its parent
+        fig.tight_layout()
+    return fig
+
+
+def _widgets_usable() -> bool:
+    from ..viz.player import _widgets_usable as usable
+
+    return usable()
+
+
+def tip_im_player(hist, source: torch.Tensor, target_images: torch.Tensor | None = None,
+                  target_names: Sequence[str] | None = None, thresholds: dict | None = None, image_index: int = 0,
+                  static: bool | None = None):
+    """Scrub through a TIP-IM run: the image, its perturbation, the target chosen
+    at that step, and :func:`timeline_figure`.  Static figure without widgets."""
+    import matplotlib.pyplot as plt
+
+    from ..viz.figures import amplified, to_numpy_image
+
+    def frame(k: int):
+        step = hist.steps[k]
+        fig = plt.figure(figsize=(12, 8), layout="constrained")
+        top, bottom = fig.subfigures(2, 1, height_ratios=[1, 2.2])
+        axes = top.subplots(1, 3)
+        axes[0].imshow(to_numpy_image(step.x[image_index]))
+        axes[0].set_title(f"iteration {step.i}", fontsize=9)
+        axes[1].imshow(amplified(step.x[image_index] - source[image_index].to(step.x)))
+        axes[1].set_title("mask (amplified)", fontsize=9)
+        t = int(step.state["target"][image_index])
+        if target_images is not None:
+            axes[2].imshow(to_numpy_image(target_images[t]))
+        name = target_names[t] if target_names else t
+        axes[2].set_title(f"target chosen: {name}", fontsize=9)
+        for a in axes:
+            a.set_axis_off()
+        timeline_figure(hist, at=step.i, image_index=image_index, target_names=target_names,
+                        thresholds=thresholds, fig=bottom)
+        return fig
+
+    if static or (static is None and not _widgets_usable()):
+        return frame(len(hist.steps) - 1)
+    import ipywidgets as W
+    from IPython.display import display
+
+    last = len(hist.steps) - 1
+    slider = W.IntSlider(value=last, min=0, max=last, description="kept step", continuous_update=False)
+    play = W.Play(value=last, min=0, max=last, interval=400)
+    W.jslink((play, "value"), (slider, "value"))
+    out = W.Output()
+
+    def draw(change=None):
+        with out:
+            out.clear_output(wait=True)
+            fig = frame(slider.value)
+            display(fig)
+            plt.close(fig)
+
+    slider.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([play, slider]), out])
+
+
+def gamma_slider(results: dict, source: torch.Tensor, image_index: int = 0, static: bool | None = None):
+    """Effectiveness against naturalness (the paper's Fig. 3–4): ``results`` maps
+    γ → ``{"x": protected images, "PSNR": …, "SSIM": …, "similarity": {model: …},
+    "target_similarity": {model: …}}``; a slider over γ shows the image, its mask
+    and the numbers.  Static figure of every γ without widgets."""
+    import matplotlib.pyplot as plt
+
+    from ..viz.figures import amplified, to_numpy_image
+
+    gammas = sorted(results)
+
+    def frame(gs):
+        fig, axes = plt.subplots(2, len(gs), figsize=(2.6 * len(gs), 5.4), squeeze=False)
+        for j, g in enumerate(gs):
+            r = results[g]
+            x = r["x"][image_index]
+            axes[0, j].imshow(to_numpy_image(x))
+            axes[0, j].set_title(f"γ = {g:g}\nPSNR {r['PSNR']:.1f} dB  SSIM {r['SSIM']:.3f}", fontsize=8)
+            axes[1, j].imshow(amplified(x - source[image_index].to(x)))
+            lines = [f"{m}: own {float(r['similarity'][m]):+.2f} / target {float(r['target_similarity'][m]):+.2f}"
+                     for m in r["similarity"]]
+            axes[1, j].set_title("\n".join(lines), fontsize=6)
+            for a in axes[:, j]:
+                a.set_axis_off()
+        fig.tight_layout()
+        return fig
+
+    if static or (static is None and not _widgets_usable()):
+        return frame(gammas)
+    import ipywidgets as W
+    from IPython.display import display
+
+    slider = W.SelectionSlider(options=gammas, value=gammas[0], description="γ", continuous_update=False)
+    out = W.Output()
+
+    def draw(change=None):
+        with out:
+            out.clear_output(wait=True)
+            fig = frame([slider.value])
+            display(fig)
+            plt.close(fig)
+
+    slider.observe(draw, names="value")
+    draw()
+    return W.VBox([slider, out])
+
+
+def model_thresholds(models: Sequence[nn.Module], face_set=None, far: float = 0.01) -> dict[str, float]:
+    """Each model's verification threshold at ``far``: the calibrated one
+    (``facelab calibrate``) when it exists, else calibrated here on every
+    impostor pair of ``face_set`` (default: the offline set) — coarse on a
+    small set (FAR resolution 1/#pairs), which is why the calibrated one is preferred."""
+    from ..metrics.verification import threshold_at_far
+
+    out = {}
+    for m in models:
+        try:
+            out[m.name] = float(m.threshold(far))
+            continue
+        except Exception:  # not calibrated in this cache
+            pass
+        if face_set is None:
+            from ..faces import offline_set
+
+            face_set = offline_set(log=lambda *a: None)
+        with torch.no_grad():
+            e = torch.cat([m(face_set.crops[i : i + 64]) for i in range(0, len(face_set), 64)])
+            s = m.similarity(e[:, None], e[None])
+        ids = torch.as_tensor(face_set.ids)
+        i, j = torch.triu_indices(len(ids), len(ids), 1)
+        imp = s[i, j][ids[i] != ids[j]]
+        out[m.name] = threshold_at_far(imp, far)
+    return out
