@@ -27,6 +27,11 @@ class MissingCacheError(FileNotFoundError):
     """A fetched file is not in the cache (``facelab fetch`` has not run)."""
 
 
+class NeedsInternetError(RuntimeError):
+    """An online-only extra (facenet-pytorch weights, LFW, Olivetti) was asked
+    for on a machine that reaches only the package registries."""
+
+
 class FetchError(RuntimeError):
     """Fetching from a registry failed (no client, no network, bad checksum)."""
 

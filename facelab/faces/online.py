@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .. import cache
+from ..cache import NeedsInternetError
 from .splits import IdentitySet
 
 LFW_CREDIT = (
@@ -27,10 +28,6 @@ LFW_CREDIT = (
     "via scikit-learn; news photos of public figures collected from the web"
 )
 OLIVETTI_CREDIT = "Olivetti faces (AT&T Laboratories Cambridge, 1992-1994), via scikit-learn"
-
-
-class NeedsInternetError(RuntimeError):
-    """A dataset must be downloaded first and the download failed (no internet)."""
 
 
 def _needs_internet(what: str, size_hint: str, data_home, exc: BaseException) -> NeedsInternetError:

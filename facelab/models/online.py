@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..cache import cache_dir
+from ..cache import NeedsInternetError, cache_dir
 from .specs import ModelSpec, _scale
 
 _RELEASE = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
@@ -22,10 +22,6 @@ ONLINE = {
     "facenet-pytorch-vggface2": ("vggface2", "20180402-114759-vggface2.pt"),
     "facenet-pytorch-casia": ("casia-webface", "20180408-102900-casia-webface.pt"),
 }
-
-
-class NeedsInternetError(RuntimeError):
-    """An online-only extra was asked for on a machine without internet."""
 
 
 def _download(filename: str, timeout: float = 20.0) -> Path:
