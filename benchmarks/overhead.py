@@ -43,6 +43,9 @@ class CosineAsLogits(torch.nn.Module):
     def __init__(self, model, ref, scale: float = 10.0):
         super().__init__()
         self.model, self.ref, self.scale = model, ref, scale
+        # torchattacks finds the device through next(model.parameters()); facelab's
+        # graphs hold their frozen weights as buffers, so give it an empty anchor
+        self.device_anchor = torch.nn.Parameter(torch.zeros(0, device=ref.device), requires_grad=False)
 
     def forward(self, x):
         c = F.cosine_similarity(self.model(x), self.ref) * self.scale

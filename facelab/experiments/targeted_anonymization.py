@@ -267,10 +267,9 @@ def timeline_player(hist, source=None, thresholds: Mapping[str, float] | None = 
     showing the image, its perturbation and :func:`timeline_figure` with the
     current iteration marked.  Falls back to a static figure without a
     widget-capable kernel (or with ``static=True``)."""
-    import matplotlib.pyplot as plt
 
     from ..viz.figures import amplified, to_numpy_image
-    from ..viz.player import _widgets_usable
+    from ..viz.player import scrubber, widgets_usable
 
     source = hist.steps[0].x if source is None else source
 
@@ -290,27 +289,9 @@ def timeline_player(hist, source=None, thresholds: Mapping[str, float] | None = 
             a.set_title(ttl, fontsize=8)
         return fig
 
-    if static or (static is None and not _widgets_usable()):
+    if static or (static is None and not widgets_usable()):
         return frame(len(hist.steps) - 1)
-    import ipywidgets as W
-    from IPython.display import display
-
-    last = len(hist.steps) - 1
-    slider = W.IntSlider(value=last, min=0, max=last, description="kept step", continuous_update=False)
-    play = W.Play(value=last, min=0, max=last, interval=400)
-    W.jslink((play, "value"), (slider, "value"))
-    out = W.Output()
-
-    def draw(change=None) -> None:
-        with out:
-            out.clear_output(wait=True)
-            fig = frame(slider.value)
-            display(fig)
-            plt.close(fig)
-
-    slider.observe(draw, names="value")
-    draw()
-    return W.VBox([W.HBox([play, slider]), out])
+    return scrubber(len(hist.steps), frame, interval_ms=400)
 
 
 __all__ += ["timeline_player"]

@@ -35,6 +35,7 @@ from ..methods.tip_im import tip_im
 from ..metrics.identification import identification_rates, similarity_matrix
 from ..metrics.quality import mmd as mmd_metric
 from ..metrics.quality import psnr, ssim
+from ..viz.player import scrubber, widgets_usable
 
 
 # -- a small table ----------------------------------------------------------
@@ -350,12 +351,6 @@ def timeline_figure(hist, at: int | None = None, image_index: int = 0, target_na
     return fig
 
 
-def _widgets_usable() -> bool:
-    from ..viz.player import _widgets_usable as usable
-
-    return usable()
-
-
 def tip_im_player(hist, source: torch.Tensor, target_images: torch.Tensor | None = None,
                   target_names: Sequence[str] | None = None, thresholds: dict | None = None, image_index: int = 0,
                   static: bool | None = None):
@@ -385,27 +380,9 @@ def tip_im_player(hist, source: torch.Tensor, target_images: torch.Tensor | None
                         thresholds=thresholds, fig=bottom)
         return fig
 
-    if static or (static is None and not _widgets_usable()):
+    if static or (static is None and not widgets_usable()):
         return frame(len(hist.steps) - 1)
-    import ipywidgets as W
-    from IPython.display import display
-
-    last = len(hist.steps) - 1
-    slider = W.IntSlider(value=last, min=0, max=last, description="kept step", continuous_update=False)
-    play = W.Play(value=last, min=0, max=last, interval=400)
-    W.jslink((play, "value"), (slider, "value"))
-    out = W.Output()
-
-    def draw(change=None):
-        with out:
-            out.clear_output(wait=True)
-            fig = frame(slider.value)
-            display(fig)
-            plt.close(fig)
-
-    slider.observe(draw, names="value")
-    draw()
-    return W.VBox([W.HBox([play, slider]), out])
+    return scrubber(len(hist.steps), frame, interval_ms=400)
 
 
 def gamma_slider(results: dict, source: torch.Tensor, image_index: int = 0, static: bool | None = None):
@@ -435,7 +412,7 @@ def gamma_slider(results: dict, source: torch.Tensor, image_index: int = 0, stat
         fig.tight_layout()
         return fig
 
-    if static or (static is None and not _widgets_usable()):
+    if static or (static is None and not widgets_usable()):
         return frame(gammas)
     import ipywidgets as W
     from IPython.display import display

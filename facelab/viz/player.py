@@ -6,7 +6,7 @@ shown (no ipywidgets, plain Python, some static renderers) it falls back to
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import matplotlib.pyplot as plt
 import torch
@@ -15,7 +15,8 @@ from ..steps import History, Step, history
 from .figures import step_figure, summary_grid
 
 
-def _widgets_usable() -> bool:
+def widgets_usable() -> bool:
+    """True inside a kernel where ipywidgets can be displayed."""
     try:
         import ipywidgets  # noqa: F401
         from IPython import get_ipython
@@ -37,28 +38,40 @@ def player(run: History | Iterable[Step], source: torch.Tensor | None = None, th
     figure instead.
     """
     hist = run if isinstance(run, History) else history(run)
-    if static or (static is None and not _widgets_usable()):
+    if static or (static is None and not widgets_usable()):
         return summary_grid(hist, source=source, image_index=image_index, thresholds=thresholds)
+    return scrubber(
+        len(hist.steps),
+        lambda k: step_figure(hist, k, source=source, image_index=image_index, thresholds=thresholds),
+        label=lambda k: f"iteration {hist.steps[k].i} of {hist.iterations[-1]}",
+        interval_ms=interval_ms,
+    )
 
+
+def scrubber(n_frames: int, frame: Callable[[int], "plt.Figure"], label: Callable[[int], str] | None = None,
+             description: str = "kept step", interval_ms: int = 300):
+    """The widget behind every player: a ▶ button and a slider over
+    ``n_frames`` frames, redrawing ``frame(k)`` (a matplotlib figure) below.
+    Starts on the last frame.  Needs a widget-capable kernel."""
     import ipywidgets as W
     from IPython.display import display
 
-    last = len(hist.steps) - 1
-    slider = W.IntSlider(value=last, min=0, max=last, description="kept step", continuous_update=False)
+    last = n_frames - 1
+    slider = W.IntSlider(value=last, min=0, max=last, description=description, continuous_update=False)
     play = W.Play(value=last, min=0, max=last, interval=interval_ms)
     W.jslink((play, "value"), (slider, "value"))
     out = W.Output()
-    label = W.Label()
+    caption = W.Label()
 
     def draw(change=None) -> None:
-        k = slider.value
-        label.value = f"iteration {hist.steps[k].i} of {hist.iterations[-1]}"
+        if label is not None:
+            caption.value = label(slider.value)
         with out:
             out.clear_output(wait=True)
-            fig = step_figure(hist, k, source=source, image_index=image_index, thresholds=thresholds)
+            fig = frame(slider.value)
             display(fig)
             plt.close(fig)
 
     slider.observe(draw, names="value")
     draw()
-    return W.VBox([W.HBox([play, slider, label]), out])
+    return W.VBox([W.HBox([play, slider, caption]), out])
