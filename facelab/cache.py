@@ -225,6 +225,27 @@ def fetch(pkg: Package, force: bool = False, log=print) -> Path:
     return pkg.folder
 
 
+def load_or_build_npz(path: Path, build, refresh: bool = False) -> dict:
+    """Arrays cached in ``path`` (.npz), or ``build()``'s, written atomically so a
+    crash never leaves a half file; a damaged file is rebuilt."""
+    import numpy as np
+
+    if path.exists() and not refresh:
+        try:
+            with np.load(path) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError):
+            pass
+    data = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+    os.close(fd)
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **data)
+    os.replace(tmp, path)
+    return data
+
+
 def fetch_all(packages: Iterable[Package], force: bool = False, log=print) -> None:
     for pkg in packages:
         fetch(pkg, force=force, log=log)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from functools import lru_cache
@@ -262,22 +261,7 @@ def offline_set(size: int = 112, refresh: bool = False, log=print) -> IdentitySe
                 raise cache.MissingCacheError(
                     f"{pkg.spec} in the facelab cache ({pkg.folder}) is incomplete; run `facelab fetch` again."
                 )
-    path = _cache_file(size)
-    data = None
-    if path.exists() and not refresh:
-        try:
-            with np.load(path) as z:
-                data = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError):
-            data = None  # a damaged cache file is rebuilt
-    if data is None:
-        data = _build(size, log=log)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-        os.close(fd)
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **data)
-        os.replace(tmp, path)
+    data = cache.load_or_build_npz(_cache_file(size), lambda: _build(size, log=log), refresh=refresh)
     faces = manifest()["faces"]
     pkgs = {k: package_by_key(k) for k in {e["package"] for e in faces}}
     return IdentitySet(

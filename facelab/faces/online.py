@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -79,21 +78,7 @@ def _align_batch(images, size: int, name: str, log=print):
 
 
 def _cached(key: str, build) -> dict:
-    path = cache.cache_dir() / "faces" / f"{key}.npz"
-    if path.exists():
-        try:
-            with np.load(path) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError):
-            pass
-    data = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    os.close(fd)
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **data)
-    os.replace(tmp, path)
-    return data
+    return cache.load_or_build_npz(cache.cache_dir() / "faces" / f"{key}.npz", build)
 
 
 def lfw(

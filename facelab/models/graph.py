@@ -1,7 +1,7 @@
 """The common shape of every loaded network, whatever format it came from."""
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
 from torch import nn
@@ -33,3 +33,17 @@ class Graph(nn.Module):
         if unknown:
             raise KeyError(f"{type(self).__name__} has no layer(s) {unknown}; see layer_names()")
         return self.run(x, names)
+
+
+class Lambda(nn.Module):
+    """A weightless graph op: ``fn(*inputs)``, labelled for printing."""
+
+    def __init__(self, fn: Callable, label: str):
+        super().__init__()
+        self.fn, self.label = fn, label
+
+    def extra_repr(self) -> str:
+        return self.label
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return self.fn(*xs)

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .graph import Graph
+from .graph import Graph, Lambda
 from .protobuf import read_graphdef
 
 # tensorflow/core/framework/types.proto
@@ -189,20 +189,6 @@ class Reshape(nn.Module):
         if shape and shape[0] in (1, -1) and x.ndim > 0:
             shape[0] = x.shape[0]
         return x.reshape(shape)
-
-
-class Lambda(nn.Module):
-    """A weightless op: ``fn(*inputs)``."""
-
-    def __init__(self, fn: Callable, label: str):
-        super().__init__()
-        self.fn, self.label = fn, label
-
-    def extra_repr(self) -> str:
-        return self.label
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return self.fn(*xs)
 
 
 _ELEMENTWISE = {

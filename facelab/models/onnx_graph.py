@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .graph import Graph
+from .graph import Graph, Lambda
 from .protobuf import read_onnx_model
 
 # onnx TensorProto.DataType
@@ -147,18 +147,6 @@ class Reshape(nn.Module):
         if shape and shape[0] in (1, -1) and x.ndim > 0:
             shape[0] = x.shape[0]
         return x.reshape(shape)
-
-
-class Lambda(nn.Module):
-    def __init__(self, fn: Callable, label: str):
-        super().__init__()
-        self.fn, self.label = fn, label
-
-    def extra_repr(self) -> str:
-        return self.label
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return self.fn(*xs)
 
 
 def _gemm(alpha: float, beta: float, ta: int, tb: int) -> Callable:
