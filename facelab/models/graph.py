@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Literal, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,3 +48,14 @@ class Lambda(nn.Module):
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         return self.fn(*xs)
+
+
+class Constant(nn.Module):
+    """A graph constant held as a buffer (moves with ``.to(device)``)."""
+
+    def __init__(self, value: np.ndarray):
+        super().__init__()
+        self.register_buffer("value", torch.from_numpy(np.array(value)))
+
+    def forward(self) -> torch.Tensor:
+        return self.value

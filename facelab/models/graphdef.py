@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .graph import Graph, Lambda
+from .graph import Constant, Graph, Lambda
 from .protobuf import read_graphdef
 
 # tensorflow/core/framework/types.proto
@@ -153,15 +153,6 @@ class Pool(nn.Module):
         total = F.avg_pool2d(F.pad(x, pads), self.ksize, self.strides)
         ones = F.pad(torch.ones_like(x[:1, :1]), pads)
         return _nhwc(total / F.avg_pool2d(ones, self.ksize, self.strides))
-
-
-class Constant(nn.Module):
-    def __init__(self, value: np.ndarray):
-        super().__init__()
-        self.register_buffer("value", torch.from_numpy(np.array(value)))
-
-    def forward(self) -> torch.Tensor:
-        return self.value
 
 
 class ChannelAffine(nn.Module):

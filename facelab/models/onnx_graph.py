@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .graph import Graph, Lambda
+from .graph import Constant, Graph, Lambda
 from .protobuf import read_onnx_model
 
 # onnx TensorProto.DataType
@@ -79,15 +79,6 @@ def _attrs(node: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- ops
-
-
-class Constant(nn.Module):
-    def __init__(self, value: np.ndarray):
-        super().__init__()
-        self.register_buffer("value", torch.from_numpy(np.array(value)))
-
-    def forward(self) -> torch.Tensor:
-        return self.value
 
 
 class Conv(nn.Module):
