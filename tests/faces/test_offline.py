@@ -12,7 +12,8 @@ from PIL import Image
 
 from facelab import cache
 from facelab.faces import FACE_PACKAGES, detect_faces, load_image, manifest, offline_set, template
-from facelab.faces.offline import MANIFEST_PATH, entry_path, strip_jpeg_metadata
+from facelab.faces.offline import MANIFEST_PATH, entry_path
+from facelab.jpeg import strip_jpeg_metadata
 from facelab.faces.packages import package_by_key
 
 
