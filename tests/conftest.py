@@ -39,3 +39,11 @@ def astronaut_face():
     """Eileen Collins (public-domain NASA photo shipped with scikit-image),
     detected and aligned: float [0,1] (1,3,112,112)."""
     return _astronaut(112)
+
+
+@pytest.fixture(scope="session")
+def offline():
+    """The offline identity set at 112 px (real fetched photos)."""
+    from facelab.faces import offline_set
+
+    return offline_set(112)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from datetime import date
 from functools import lru_cache
-from itertools import combinations
 from pathlib import Path
 from typing import Sequence
 
@@ -65,12 +64,22 @@ def threshold(model: str, far: float = 0.01) -> float:
 
 
 def pair_indices(labels: Sequence) -> tuple[np.ndarray, np.ndarray]:
-    """All genuine (same label) and impostor (different label) index pairs, (P, 2) each."""
-    labels = list(labels)
-    genuine, impostor = [], []
-    for a, b in combinations(range(len(labels)), 2):
-        (genuine if labels[a] == labels[b] else impostor).append((a, b))
-    return np.array(genuine, dtype=np.int64).reshape(-1, 2), np.array(impostor, dtype=np.int64).reshape(-1, 2)
+    """All genuine (same label) and impostor (different label) index pairs
+    (a, b) with a < b in row-major order, (P, 2) int64 each."""
+    _, codes = np.unique(np.asarray(list(labels), dtype=object).astype(str), return_inverse=True)
+    a, b = np.triu_indices(len(codes), k=1)
+    same = codes[a] == codes[b]
+    pairs = np.stack([a, b], axis=1).astype(np.int64)
+    return pairs[same], pairs[~same]
+
+
+def pair_similarities(model, emb: torch.Tensor, pairs: np.ndarray, chunk: int = 1 << 16) -> torch.Tensor:
+    """``model.similarity`` of every pair, a chunk at a time: LFW-sized sets
+    have millions of impostor pairs, and gathering all their embeddings at
+    once would take gigabytes."""
+    out = [model.similarity(emb[pairs[k : k + chunk, 0]], emb[pairs[k : k + chunk, 1]])
+           for k in range(0, len(pairs), chunk)]
+    return torch.cat(out) if out else torch.empty(0)
 
 
 @torch.no_grad()
@@ -85,8 +94,8 @@ def calibrate_model(model, images: torch.Tensor, labels: Sequence, fars: Sequenc
     genuine, impostor = pair_indices(labels)
     if len(genuine) == 0 or len(impostor) == 0:
         raise ValueError("calibration needs at least one genuine and one impostor pair")
-    g = model.similarity(emb[genuine[:, 0]], emb[genuine[:, 1]])
-    i = model.similarity(emb[impostor[:, 0]], emb[impostor[:, 1]])
+    g = pair_similarities(model, emb, genuine)
+    i = pair_similarities(model, emb, impostor)
     out = {"metric": model.metric, "thresholds": {}, "tar": {}, "auc": round(roc_auc(g, i), 4),
            "impostor_mean": round(float(i.mean()), 4), "genuine_mean": round(float(g.mean()), 4)}
     for far in fars:
@@ -97,10 +106,25 @@ def calibrate_model(model, images: torch.Tensor, labels: Sequence, fars: Sequenc
 
 
 def calibrate_command(args) -> int:
+    """``facelab calibrate``: a clear message and exit code 1, not a traceback,
+    when the data is missing (no internet for LFW, an unfetched cache)."""
+    from ..cache import MissingCacheError, NeedsInternetError
+
+    try:
+        return _calibrate(args)
+    except (NeedsInternetError, MissingCacheError) as e:
+        import sys
+
+        print(f"facelab calibrate: {e}", file=sys.stderr)
+        return 1
+
+
+def _calibrate(args) -> int:
     from ..faces import lfw, offline_set
     from . import available, load
 
-    faceset = offline_set() if args.data == "offline" else lfw(min_faces_per_person=2)
+    min_faces = getattr(args, "min_faces", 20)
+    faceset = offline_set() if args.data == "offline" else lfw(min_faces_per_person=min_faces)
     names = args.models or available(include_optional=True)
     labels = list(faceset.labels)
     genuine, impostor = pair_indices(labels)
@@ -108,7 +132,8 @@ def calibrate_command(args) -> int:
         "set": args.data, "crop_size": int(faceset.crops.shape[-1]), "images": len(labels), "identities": len(set(labels)),
         "genuine_pairs": int(len(genuine)), "impostor_pairs": int(len(impostor)),
         "pairs": "all genuine and all impostor pairs of the set",
-        "date": date.today().isoformat(), "command": f"facelab calibrate --data {args.data}",
+        "date": date.today().isoformat(),
+        "command": f"facelab calibrate --data {args.data}" + (f" --min-faces {min_faces}" if args.data == "lfw" else ""),
     }
     fresh = {}
     for name in names:

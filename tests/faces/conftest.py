@@ -28,13 +28,6 @@ def astronaut_faces(astronaut):
     return load_image(astronaut)
 
 
-@pytest.fixture(scope="session")
-def offline():
-    from facelab.faces import offline_set
-
-    return offline_set(112)
-
-
 @pytest.fixture
 def jpeg_bytes():
     """Encode a uint8 RGB array as JPEG bytes, optionally with an EXIF block."""
