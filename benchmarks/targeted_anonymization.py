@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 DEFAULTS = dict(ta_victim="facenet-casia", ta_authorized=None, ta_per_identity=8, ta_n=20, ta_far=1e-3,
-                ta_cs=(0.0, 0.25, 0.5, 0.75, 1.0), ta_ds=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0), ta_quick=False, ta_seed=0)
+                ta_cs=(0.0, 0.25, 0.5, 0.75, 1.0), ta_ds=(0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), ta_quick=False, ta_seed=0)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -169,7 +169,7 @@ class Setting:
 
 
 def sweep(trials, crops, labels, emb, *, victim, authorized, targets, thresholds, cs=(0.0, 0.25, 0.5, 0.75, 1.0),
-          ds=(0.5, 1.0, 2.0, 4.0, 8.0), include_ori: bool = True, log: Callable[[str], None] = print, **kw) -> list[Setting]:
+          ds=(0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), include_ori: bool = True, log: Callable[[str], None] = print, **kw) -> list[Setting]:
     """Run ours for every c (Fig. 1), the (ori) constraint J(f_A(x), f_A(x+δ)) ≥ th_old
     (boundary walking against the original photo), and the baseline for every d."""
     th_a = thresholds[authorized.name]["th"]
