@@ -1,15 +1,16 @@
-"""python -m benchmarks {models,overhead,tip_im,targeted_anonymization,all} [--repeats N] [--threads N] [--out DIR]"""
+"""python -m benchmarks {models,overhead,faces,tip_im,targeted_anonymization,all} [--repeats N] [--threads N] [--out DIR]"""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from . import models, overhead, targeted_anonymization, tip_im
+from . import faces, models, overhead, targeted_anonymization, tip_im
 
 SUITES = {
     "models": models.main,
     "overhead": overhead.main,
+    "faces": faces.main,
     "tip_im": tip_im.main,
     "targeted_anonymization": targeted_anonymization.main,
 }
