@@ -134,7 +134,9 @@ class Embeddings:
 def evaluate(images: torch.Tensor, trials: Sequence[Trial], labels: Sequence[str], emb: Embeddings, *,
              authorized: nn.Module, targets: Sequence[nn.Module], thresholds: Mapping[str, dict]) -> dict:
     """TAR and FAR of the authorized model and each target's recognition
-    rate, with ``images`` (one per trial) as the gallery samples."""
+    rate, with ``images`` (one per trial) as the gallery samples.
+    ``target_accepts[name]`` keeps each target's per-trial decisions, for
+    paired comparisons between settings (:func:`paired_sign_test`)."""
     labels = np.array(labels)
     val = [t.validation for t in trials]
     out: dict = {"n": len(trials)}
@@ -142,7 +144,8 @@ def evaluate(images: torch.Tensor, trials: Sequence[Trial], labels: Sequence[str
         for m in [authorized, *targets]:
             e = m(images)
             th = thresholds[m.name]["th"]
-            rate = float((m.similarity(e, emb(m)[val]) >= th).float().mean())
+            accepted = (m.similarity(e, emb(m)[val]) >= th).cpu()
+            rate = float(accepted.float().mean())
             if m is authorized:
                 out["tar"] = rate
                 acc, n = 0, 0
@@ -154,9 +157,29 @@ def evaluate(images: torch.Tensor, trials: Sequence[Trial], labels: Sequence[str
                 out["far"], out["far_n"], out["far_accepted"] = acc / n, n, acc
             else:
                 out.setdefault("targets", {})[m.name] = rate
+                out.setdefault("target_accepts", {})[m.name] = [bool(v) for v in accepted]
     tg = out.get("targets", {})
     out["target_mean"] = float(np.mean(list(tg.values()))) if tg else float("nan")
     return out
+
+
+def paired_sign_test(a: dict, b: dict) -> dict:
+    """Exact two-sided sign (McNemar) test of two settings' target decisions,
+    paired by (trial, target model): ``only_a`` decisions recognised under
+    ``a`` but not ``b``, ``only_b`` the reverse, ``n`` all decisions, ``p``.
+
+    Trials of one video subject are correlated, so ``p`` is optimistic."""
+    from math import comb
+
+    only_a = only_b = n = 0
+    for name, acc_a in a["target_accepts"].items():
+        for x, y in zip(acc_a, b["target_accepts"][name]):
+            only_a += x and not y
+            only_b += y and not x
+            n += 1
+    k, m = min(only_a, only_b), only_a + only_b
+    p = min(1.0, 2 * sum(comb(m, i) for i in range(k + 1)) / 2**m) if m else 1.0
+    return {"only_a": only_a, "only_b": only_b, "n": n, "p": p}
 
 
 @dataclass

@@ -135,3 +135,16 @@ def test_bad_arguments(victim, authorized, user, astronaut_face):
     with pytest.raises(ValueError, match="one per image"):
         next(targeted_anonymization(astronaut_face.repeat(2, 1, 1, 1), [user], victim=victim, authorized=authorized,
                                     th_old=0.0))
+
+
+def test_paired_sign_test_counts_discordant_decisions_exactly():
+    from facelab.experiments.targeted_anonymization import paired_sign_test
+
+    ours = {"target_accepts": {"m1": [False] * 6 + [True] * 4, "m2": [True, False]}}
+    base = {"target_accepts": {"m1": [True] * 6 + [True] * 4, "m2": [True, False]}}
+    t = paired_sign_test(ours, base)
+    assert (t["only_a"], t["only_b"], t["n"]) == (0, 6, 12)
+    assert t["p"] == pytest.approx(2 / 2**6)  # all 6 discordant pairs on one side
+    base["target_accepts"]["m1"][0] = False
+    assert paired_sign_test(ours, base)["p"] == pytest.approx(2 / 2**5)  # 0.0625: not significant
+    assert paired_sign_test(ours, ours) == {"only_a": 0, "only_b": 0, "n": 12, "p": 1.0}
