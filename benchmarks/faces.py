@@ -5,6 +5,7 @@ Cold package downloads are not timed: they depend on the registry and the
 network, not on facelab."""
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -43,6 +44,7 @@ def main(args) -> None:
     from facelab.models.packages import DEFAULT_PACKAGES
 
     threads = args.threads
+    load_at_start = os.getloadavg()[0]
     paths = _photo_paths()
     rows = []
     for n in sorted({1, threads}):
@@ -61,7 +63,8 @@ def main(args) -> None:
     rows.append(["warm `facelab fetch` check (cache complete)",
                  f"{min_time(lambda: cache.fetch_all(pkgs, log=lambda *a: None), repeats=args.repeats) * 1e3:.1f} ms",
                  f"{len(pkgs)} packages"])
-    write_table(args.out / "faces.md", "Face pipeline timings", "python -m benchmarks faces",
+    write_table(args.out / "faces.md", "Face pipeline timings", f"python -m benchmarks faces --repeats {args.repeats}",
                 ["step", "time", "n"], rows,
                 "Photos are the offline set's registry photos (most about 1920 px wide). MTCNN runs many small "
-                "tensor ops, so a busy machine slows it far more than it slows the face models.")
+                "tensor ops, so a busy machine slows it far more than it slows the face models. "
+                f"Load average (1 min) when this run started: {load_at_start:.1f}.")
