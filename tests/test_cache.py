@@ -114,18 +114,10 @@ def _has_gps(path) -> bool:
         return 0x8825 in im.getexif()
 
 
-def test_flagged_photos_reach_the_cache_without_gps(tmp_path, monkeypatch):
-    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path / "cache"))
-    photo = _gps_jpeg()
-    monkeypatch.setattr(cache, "_download", lambda pkg, into: _tarball(into / "p.tgz", {"package/a.jpg": photo}))
-    pkg = Package("npm", "demo-photos", "1.0.0",
-                  (Member("package/a.jpg", "a.jpg", hashlib.sha256(photo).hexdigest(), strip_metadata=True),))
-    folder = cache.fetch(pkg, log=lambda *_: None)
-    assert not _has_gps(folder / "a.jpg")
-    assert cache.is_complete(pkg)  # the stamp records the stripped file
-
-
-def test_a_cache_filled_before_the_flag_is_scrubbed_in_place(tmp_path, monkeypatch):
+@pytest.fixture
+def photo_registry(tmp_path, monkeypatch):
+    """A registry whose package holds one JPEG with GPS in its EXIF; returns
+    (``package(strip)``, the download calls)."""
     monkeypatch.setenv("FACELAB_CACHE", str(tmp_path / "cache"))
     photo = _gps_jpeg()
     calls = []
@@ -136,8 +128,24 @@ def test_a_cache_filled_before_the_flag_is_scrubbed_in_place(tmp_path, monkeypat
 
     monkeypatch.setattr(cache, "_download", download)
     digest = hashlib.sha256(photo).hexdigest()
-    old = Package("npm", "demo-photos", "1.0.0", (Member("package/a.jpg", "a.jpg", digest),))
-    new = Package("npm", "demo-photos", "1.0.0", (Member("package/a.jpg", "a.jpg", digest, strip_metadata=True),))
+
+    def package(strip: bool) -> Package:
+        return Package("npm", "demo-photos", "1.0.0", (Member("package/a.jpg", "a.jpg", digest, strip_metadata=strip),))
+
+    return package, calls
+
+
+def test_flagged_photos_reach_the_cache_without_gps(photo_registry):
+    package, _ = photo_registry
+    pkg = package(strip=True)
+    folder = cache.fetch(pkg, log=lambda *_: None)
+    assert not _has_gps(folder / "a.jpg")
+    assert cache.is_complete(pkg)  # the stamp records the stripped file
+
+
+def test_a_cache_filled_before_the_flag_is_scrubbed_in_place(photo_registry):
+    package, calls = photo_registry
+    old, new = package(strip=False), package(strip=True)
     assert _has_gps(cache.fetch(old, log=lambda *_: None) / "a.jpg")
     cache.fetch(new, log=lambda *_: None)
     assert not _has_gps(new.folder / "a.jpg")
@@ -156,20 +164,11 @@ def test_fetch_all_downloads_a_shared_spec_once(fake_registry):
     assert calls == ["demo-pkg@1.0.0"]
 
 
-def test_a_damaged_flagged_photo_is_fetched_again(tmp_path, monkeypatch):
-    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path / "cache"))
-    photo = _gps_jpeg()
-    calls = []
-
-    def download(pkg, into):
-        calls.append(pkg.spec)
-        return _tarball(into / "p.tgz", {"package/a.jpg": photo})
-
-    monkeypatch.setattr(cache, "_download", download)
-    pkg = Package("npm", "demo-photos", "1.0.0",
-                  (Member("package/a.jpg", "a.jpg", hashlib.sha256(photo).hexdigest(), strip_metadata=True),))
+def test_a_damaged_flagged_photo_is_fetched_again(photo_registry):
+    package, calls = photo_registry
+    pkg = package(strip=True)
     folder = cache.fetch(pkg, log=lambda *_: None)
     good = (folder / "a.jpg").read_bytes()
-    (folder / "a.jpg").write_bytes(b"\xff\xd8garbage-of-the-same-length"[: len(good)].ljust(len(good), b"x"))
+    (folder / "a.jpg").write_bytes(b"\xff\xd8" + b"x" * (len(good) - 2))  # same size: the stamp still matches
     cache.fetch(pkg, log=lambda *_: None)
     assert (folder / "a.jpg").read_bytes() == good and len(calls) == 2
