@@ -8,25 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..validate import check_images, image_layout
 from .graph import Graph
 from .specs import SPECS, ModelSpec
 
-
-def check_images(x: torch.Tensor, what: str = "images") -> None:
-    """Raise a clear ``ValueError`` unless ``x`` is float RGB in [0,1], NCHW."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor (float RGB in [0,1], NCHW), got {type(x).__name__}")
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"{what} must have shape (N, 3, H, W) (RGB, NCHW); got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{what} must be a float tensor with values in [0,1]; got dtype {x.dtype} (divide uint8 by 255)")
-    lo, hi = torch.aminmax(x.detach())
-    lo, hi = float(lo), float(hi)
-    if lo < -1e-4 or hi > 1 + 1e-4:
-        raise ValueError(
-            f"{what} must have values in [0,1]; got min {lo:.3g}, max {hi:.3g}. "
-            "facelab models own their normalisation: pass plain RGB scaled to [0,1]."
-        )
+__all__ = ["FaceModel", "available", "check_images", "load", "model_device"]
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -39,7 +25,10 @@ def model_device(model: nn.Module) -> torch.device:
 class FaceModel(nn.Module):
     """A pretrained face model on facelab's common interface.
 
-    ``forward(x01)`` takes float32 RGB in [0,1], shape (N,3,H,W); crops whose
+    ``forward(x01)`` takes float32 RGB in [0,1], shape (N,3,H,W) (float16 and
+    float64 are converted to float32; the shape and dtype are checked on every
+    call, the values are not — :func:`facelab.validate.images` does that, and
+    every facelab method and metric calls it once per call); crops whose
     size is not ``input_size`` are resized bilinearly (differentiable), so an
     ensemble of models with different native sizes can share one crop.  It
     returns the raw embedding (N, ``embedding_dim``) exactly as the original
@@ -59,7 +48,9 @@ class FaceModel(nn.Module):
         return f"name={self.name!r}, input_size={self.input_size}, embedding_dim={self.embedding_dim}"
 
     def _native(self, x01: torch.Tensor) -> torch.Tensor:
-        check_images(x01)
+        # shape and dtype only: reading the values would sync the device on every
+        # call; methods and metrics check values once, at their door (facelab.validate)
+        x01 = image_layout(x01)
         if x01.shape[-2:] != (self.input_size, self.input_size):
             x01 = F.interpolate(x01, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
         x = self.spec.preprocess(x01)
