@@ -5,12 +5,16 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.facelab-installed
 
-.PHONY: lab test fetch install bench clean-venv
+LOCK   := requirements-lock.txt
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+.PHONY: lab test fetch install bench lock test-latest clean-venv
+
+# Installs exactly the versions in the committed lock (requirements-lock.txt);
+# the requirement files keep lower bounds only, for Colab and other users.
+$(STAMP): requirements.txt requirements-dev.txt $(LOCK) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -c $(LOCK) pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c $(LOCK)
 	# its declared pins (torch<2.3, numpy<2) would downgrade torch: install it alone
 	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -29,6 +33,18 @@ test: fetch
 
 bench: fetch
 	$(PY) -m benchmarks
+
+# Refresh the lock from requirements-lock.in (after changing a requirement, or
+# to move to newer releases); then run `make test` and commit both files.
+lock: install
+	CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile --quiet --strip-extras --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links --output-file $(LOCK).new requirements-lock.in
+	mv $(LOCK).new $(LOCK)
+
+# The suite against the newest releases the lower bounds admit (no lock), in a
+# separate venv: what a user installing today gets. Not run by CI.
+test-latest:
+	$(MAKE) VENV=.venv-latest LOCK=/dev/null test
 
 clean-venv:
 	rm -rf $(VENV)

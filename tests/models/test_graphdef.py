@@ -1,6 +1,6 @@
 """The GraphDef loader on a small graph built here (serialised with the
 ``protobuf`` package), checked against the same network written in plain torch
-and, for TF's SAME padding, against OpenCV's TensorFlow importer."""
+and, for TF's SAME padding, against onnxruntime's ``SAME_UPPER`` convolution."""
 from __future__ import annotations
 
 import numpy as np
@@ -201,26 +201,44 @@ def test_truncated_file_names_the_file(tmp_path):
         load_graphdef(path)
 
 
-def test_same_padding_matches_opencv(tmp_path):
-    """OpenCV's own TensorFlow importer, on a SAME stride-2 conv + BiasAdd +
-    Relu, even input size (the asymmetric case), as an independent check."""
-    cv2 = pytest.importorskip("cv2")
+@pytest.mark.parametrize("size", [10, 11])
+def test_same_padding_matches_onnxruntime(tmp_path, size):
+    """TF's SAME padding (stride 2: the extra row/column goes bottom/right) on a
+    Conv2D + BiasAdd + Relu, checked against an independent implementation of
+    the same rule: ONNX ``auto_pad="SAME_UPPER"`` run by onnxruntime.  An even
+    input size is the asymmetric case, an odd one the symmetric case.  (This
+    replaced an OpenCV check: OpenCV 5 dropped its TensorFlow importer.)"""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
     b = _Builder()
     inp = b.graph.node.add(name="input", op="Placeholder")
     inp.attr["dtype"].type = 1
-    b.shape(inp.attr["shape"].shape, [1, 10, 10, 3])
+    b.shape(inp.attr["shape"].shape, [1, size, size, 3])
     b.const("w", W["conv/w"])
     b.op("conv", "Conv2D", ["input", "w"], strides=[1, 2, 2, 1], padding=b"SAME", data_format=b"NHWC", dilations=[1, 1, 1, 1], T=1)
     b.const("b", W["conv/b"])
     b.op("bias", "BiasAdd", ["conv", "b"], data_format=b"NHWC", T=1)
     b.op("out", "Relu", ["bias"], T=1)
-    data = b.graph.SerializeToString()
     path = tmp_path / "conv.pb"
-    path.write_bytes(data)
-    x = np.random.default_rng(3).standard_normal((1, 10, 10, 3)).astype(np.float32)
-    net = cv2.dnn.readNetFromTensorflow(np.frombuffer(data, np.uint8))
-    net.setInput(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-    want = net.forward("out").transpose(0, 2, 3, 1)
+    path.write_bytes(b.graph.SerializeToString())
+
+    w_oihw = np.ascontiguousarray(W["conv/w"].transpose(3, 2, 0, 1))  # TF HWIO -> ONNX OIHW
+    ref = helper.make_model(helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], auto_pad="SAME_UPPER", strides=[2, 2], kernel_shape=[3, 3]),
+         helper.make_node("Relu", ["y"], ["out"])],
+        "same_conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, (size + 1) // 2, (size + 1) // 2])],
+        [numpy_helper.from_array(w_oihw, "w"), numpy_helper.from_array(W["conv/b"], "b")],
+    ), opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(ref)
+    session = ort.InferenceSession(ref.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    x = np.random.default_rng(3).standard_normal((1, size, size, 3)).astype(np.float32)
+    want = session.run(["out"], {"x": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0].transpose(0, 2, 3, 1)
     got = load_graphdef(path, "input", "out")(torch.from_numpy(x))["out"].numpy()
-    assert got.shape == want.shape == (1, 5, 5, 4)
+    out = (size + 1) // 2
+    assert got.shape == want.shape == (1, out, out, 4)
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
