@@ -92,6 +92,14 @@ class FaceModel(nn.Module):
                 h.remove()
         return got
 
+    def shallow(self, n_layers: int = 5):
+        """E_c, the first ``n_layers`` layers of this model (PMT's user-side
+        shallow model; a layer = one convolution with its norm/activation, see
+        :mod:`facelab.models.shallow`).  Beyond the model's depth: ``ValueError``."""
+        from .shallow import ShallowModel
+
+        return ShallowModel(self, n_layers)
+
     def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Row-wise similarity of embeddings, higher = more alike: cosine, or
         negative L2 distance for models whose native metric is Euclidean."""
