@@ -169,7 +169,7 @@ def paired_sign_test(a: dict, b: dict) -> dict:
     ``a`` but not ``b``, ``only_b`` the reverse, ``n`` all decisions, ``p``.
 
     Trials of one video subject are correlated, so ``p`` is optimistic."""
-    from math import comb
+    from ..metrics.claims import sign_test
 
     only_a = only_b = n = 0
     for name, acc_a in a["target_accepts"].items():
@@ -177,9 +177,7 @@ def paired_sign_test(a: dict, b: dict) -> dict:
             only_a += x and not y
             only_b += y and not x
             n += 1
-    k, m = min(only_a, only_b), only_a + only_b
-    p = min(1.0, 2 * sum(comb(m, i) for i in range(k + 1)) / 2**m) if m else 1.0
-    return {"only_a": only_a, "only_b": only_b, "n": n, "p": p}
+    return {"only_a": only_a, "only_b": only_b, "n": n, "p": sign_test(only_a, only_b)}
 
 
 @dataclass
