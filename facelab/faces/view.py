@@ -1,0 +1,185 @@
+"""A face model that looks at a face *region of the photo* through the alignment warp.
+
+Protecting a photo by perturbing its aligned crop and pasting the crop back
+resamples the face twice (photo → crop → photo): the saved face is blurred and
+differs from the original by far more than the budget.  Instead, facelab puts
+the perturbation in the photo's own pixels: a method optimises the rectangle
+of the photo around one face (the *region*, full resolution), and every model
+sees that region through the same similarity warp that :func:`load_image`
+uses to align the face (an antialiasing downscale when the face is large in
+the photo, then :func:`kornia.geometry.transform.warp_affine`).  Gradients flow
+through the warp to the region's pixels, so the method's ε-ball is an ε-ball in
+the photo, and nothing outside the face's footprint can change.
+
+:class:`RegionView` is that model: a drop-in ``nn.Module`` for any method (the
+methods accept any model taking [0,1] NCHW images).  Images with the region's
+height and width are warped; any other size (aligned crops such as TIP-IM's
+targets or Targeted Anonymization's user photos) passes to the model unchanged.
+:func:`face_region` picks the region so its size never equals a crop size.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from kornia.geometry.transform import warp_affine
+from torch import nn
+
+from .align import SimilarityTransform, _roi, similarity_transform
+
+PREFILTER_BELOW = 0.75  # the scale below which warp_crop (and so re-detection) antialiases first
+
+
+@dataclass(frozen=True)
+class FaceRegion:
+    """The photo rectangle ``[y0:y1, x0:x1]`` around one face and the face's five landmarks.
+
+    ``landmarks`` (5, 2) are in the photo's pixel coordinates.
+    """
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    landmarks: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.y1 - self.y0, self.x1 - self.x0
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+    def transform(self, size: int) -> SimilarityTransform:
+        """Photo → ``size`` crop transform of this face, expressed in region coordinates."""
+        t = similarity_transform(self.landmarks, size)
+        m = t.matrix.copy()
+        m[:, 2] += m[:, :2] @ np.array([self.x0, self.y0], dtype=np.float64)
+        return SimilarityTransform(m, int(size), self.shape)
+
+
+def face_region(landmarks, image_shape: tuple[int, int], sizes=(112, 150, 160), margin: int = 4) -> FaceRegion:
+    """The smallest photo rectangle every crop of this face (any of ``sizes``) reads from.
+
+    It covers the crop's corners mapped into the photo plus ``margin`` pixels for
+    the bilinear and antialiasing filters' reach, clipped to the photo.  Its
+    height/width pair is made to differ from every ``(s, s)`` crop size, so
+    :class:`RegionView` can tell a region from an aligned crop by shape.
+    """
+    h, w = image_shape
+    lm = np.asarray(landmarks, dtype=np.float64)
+    corners = np.concatenate([similarity_transform(lm, s).crop_corners_in_image() for s in sizes])
+    reach = margin + max(1, math.ceil(1.0 / min(similarity_transform(lm, s).scale for s in sizes)))
+    x0 = max(0, math.floor(corners[:, 0].min()) - reach)
+    y0 = max(0, math.floor(corners[:, 1].min()) - reach)
+    x1 = min(w, math.ceil(corners[:, 0].max()) + reach + 1)
+    y1 = min(h, math.ceil(corners[:, 1].max()) + reach + 1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise ValueError(f"the face at landmarks {lm.tolist()} lies outside the {w}x{h} photo")
+    if y1 - y0 == x1 - x0 and (y1 - y0) in set(int(s) for s in sizes):
+        if x1 < w:
+            x1 += 1
+        elif x0 > 0:
+            x0 -= 1
+        else:
+            raise ValueError(f"a {w}x{h} photo is too small to protect a face in place")
+    return FaceRegion(int(x0), int(y0), int(x1), int(y1), lm)
+
+
+def warp_region(region: torch.Tensor, transform: SimilarityTransform) -> torch.Tensor:
+    """Aligned crops (N, 3, S, S) from region images (N, C, h, w), differentiably.
+
+    The same sampling as :func:`facelab.faces.warp_crop` (which is what
+    re-detection will see): when the face is much larger in the photo than in
+    the crop, the region is first downscaled with torch's antialiasing filter,
+    then the similarity is applied by kornia's ``warp_affine`` (bilinear, pixel
+    centres at integers, zeros outside the photo).
+    """
+    m = torch.as_tensor(transform.matrix, dtype=torch.float64)
+    h, w = region.shape[-2:]
+    # the very rectangle warp_crop reads, so the prefilter sees the same pixel grid
+    roi = _roi(transform.crop_corners_in_image(), h, w)
+    if roi is None:
+        raise ValueError("the crop lies outside the region")
+    x0, y0, x1, y1 = roi
+    region = region[..., y0:y1, x0:x1]
+    shift = torch.tensor([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    m = (torch.cat([m, torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)]) @ shift)[:2]
+    if transform.scale < PREFILTER_BELOW:
+        hr, wr = y1 - y0, x1 - x0
+        nh, nw = max(2, round(hr * transform.scale)), max(2, round(wr * transform.scale))
+        region = F.interpolate(region, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+        # old pixel centre p maps to (p + 0.5)·n/h − 0.5 in the downscaled grid
+        sx, sy = nw / wr, nh / hr
+        resize = torch.tensor([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]], dtype=torch.float64)
+        full = torch.cat([m, torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
+        m = (full @ torch.linalg.inv(resize))[:2]
+    s = transform.size
+    mat = m.to(device=region.device, dtype=region.dtype)[None].expand(region.shape[0], 2, 3)
+    return warp_affine(region, mat, (s, s), mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+class RegionView(nn.Module):
+    """``model`` seen through the alignment warp of one face region (see the module docstring).
+
+    ``alpha`` (1, h, w), optional: the region's opacity; the model then sees the
+    region composited on white, as :func:`facelab.faces.read_image` shows an
+    RGBA photo.  ``name``, ``similarity``, ``threshold``, ``metric``,
+    ``input_size`` and ``embedding_dim`` are the wrapped model's; ``layers``
+    warps too, so methods reading intermediate layers work unchanged.
+    """
+
+    def __init__(self, model: nn.Module, region: FaceRegion, alpha: torch.Tensor | None = None):
+        super().__init__()
+        self.model = model
+        self.region = region
+        self.size = int(getattr(model, "input_size", 112))
+        self.transform = region.transform(self.size)
+        self.register_buffer("alpha", alpha if alpha is not None else None, persistent=False)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("_"):
+                raise
+            return getattr(super().__getattr__("model"), name)
+
+    def is_region(self, x: torch.Tensor) -> bool:
+        return tuple(x.shape[-2:]) == self.region.shape
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:
+        """The aligned crop the wrapped model sees (regions are warped, crops pass)."""
+        if not self.is_region(x):
+            return x
+        if self.alpha is not None:
+            x = x * self.alpha + (1.0 - self.alpha)
+        return warp_region(x, self.transform).clamp(0, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(self.view(x))
+
+    def layers(self, x: torch.Tensor, names):
+        return self.model.layers(self.view(x), names)
+
+    def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.model.similarity(a, b)
+
+    def threshold(self, far: float = 0.01) -> float:
+        return self.model.threshold(far)
+
+
+def footprint(views, region: FaceRegion, device=None) -> torch.Tensor:
+    """(1, 1, h, w) bool: the region pixels any of ``views`` reads.
+
+    Every sampling weight of the warp is non-negative, so the gradient of the
+    crops' sum is positive exactly where a pixel reaches some crop.
+    """
+    x = torch.full((1, 3, *region.shape), 0.5, device=device, requires_grad=True)
+    total = sum(warp_region(x, v.transform).sum() for v in views)
+    (g,) = torch.autograd.grad(total, x)
+    return (g.abs().sum(1, keepdim=True) > 0)

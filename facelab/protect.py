@@ -1,0 +1,515 @@
+"""Protect a whole photo: every face, in the photo's own pixels, with a report a user can trust.
+
+``facelab.protect(photo, method="mifgsm", eps=8/255)`` finds every face, and
+for each one runs the chosen method on the full-resolution rectangle of the
+photo around that face, seen by the attacked models through the differentiable
+alignment warp (:class:`facelab.faces.view.RegionView`).  The perturbation is
+then rounded to the photo's 8-bit grid, clipped to ±ε around the *original*
+pixels (so overlapping faces never add up past ε) and kept only on the pixels
+the alignment reads (the face's footprint).  Consequences, checked by the tests:
+
+* pixels outside the faces' footprints are bit-identical to the input;
+* every changed pixel differs by at most ε (⌊255·ε⌋ levels);
+* nothing is resampled, so the face is not blurred.
+
+The report scores each face on every model of the *pool* (the attacked models
+and the others, which only show transfer): similarity to the original face
+before and after, against each model's calibrated threshold at ``far``.
+Protection is only measured against these models; a model outside the pool
+may still recognise the face.  ``recheck`` repeats the scoring the way a
+scraper would see the photo: the pixels are re-read, faces re-detected and
+re-aligned; ``jpeg_quality`` does the same after JPEG compression, which
+removes part of the perturbation.
+
+Methods come from :data:`RECIPES`: one line per method says how to call it on
+a region with its extra inputs.  TIP-IM's ``targets`` default to
+:func:`default_targets` (one photo each of five identities of the offline set);
+Targeted Anonymization needs ``user_images`` (photos of you) and
+``authorized`` (the model that should still recognise you).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .faces.align import similarity_transform, warp_crop
+from .faces.detect import detect_faces
+from .faces.io import ImageReadError, NoFaceError
+from .faces.view import RegionView, face_region, footprint
+from .photo import Photo, encode, read_photo
+from .steps import Step, run
+
+DEFAULT_MODELS = ("facenet-casia",)
+DEFAULT_FAR = 0.01
+DEFAULT_TARGETS = 5
+
+
+class ProtectError(ValueError):
+    """A protection request that cannot run as given (the message says what to change)."""
+
+
+# -- methods ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to run one method on a face region.
+
+    ``call(x, views, wrap, params)`` returns the method's generator: ``x`` the
+    region (1, 3, h, w), ``views`` the attacked models seen through the warp,
+    ``wrap`` turns any further model into a view of the same face, ``params``
+    the user's keyword arguments after ``prepare``.  ``steps_key`` names the
+    iteration-count parameter (for the progress bar) and ``default_steps`` its
+    default in the method's signature.
+    """
+
+    call: Callable[..., Iterator[Step]]
+    steps_key: str | None = "steps"
+    default_steps: int = 10
+    prepare: Callable[[dict, Any], dict] = lambda params, device: params
+
+
+def _baseline(name: str):
+    def call(x, views, wrap, p):
+        from . import methods
+
+        return getattr(methods, name)(x, views, **p)
+
+    return call
+
+
+def default_targets(k: int = DEFAULT_TARGETS, size: int = 112) -> torch.Tensor:
+    """TIP-IM's default target set Ĝ_I: the first photo of each of the first ``k``
+    identities of the offline set (in manifest order), aligned at ``size``.
+
+    A fixed, documented choice so two runs protect toward the same faces; pass
+    ``targets=`` (aligned crops or photo paths) to choose your own.
+    """
+    from .faces import offline_set
+
+    data = offline_set(size, log=lambda *a: None)
+    firsts = [data.labels.index(name) for name in data.identities[:k]]
+    return data.crops[firsts]
+
+
+def _aligned(images, what: str, device) -> torch.Tensor:
+    """Aligned crops from a tensor, or the largest face of each photo path."""
+    if isinstance(images, torch.Tensor):
+        return images.to(device)
+    from .faces import load_image
+
+    crops = []
+    for p in images:
+        try:
+            crops.append(load_image(p, 112, max_faces=1).crops)
+        except (NoFaceError, ImageReadError, FileNotFoundError) as exc:
+            raise ProtectError(f"{what}: {exc}") from exc
+    if not crops:
+        raise ProtectError(f"{what}: no photos given")
+    return torch.cat(crops).to(device)
+
+
+def _prepare_tip_im(p: dict, device) -> dict:
+    p = dict(p)
+    targets = p.pop("targets", None)
+    p["targets"] = default_targets().to(device) if targets is None else _aligned(targets, "targets", device)
+    return p
+
+
+def _prepare_ta(p: dict, device) -> dict:
+    p = dict(p)
+    if p.get("user_images") is None:
+        raise ProtectError("targeted_anonymization needs user_images: photos of the same person "
+                           "(the paper uses four), e.g. --user-photos me1.jpg me2.jpg me3.jpg")
+    if p.get("authorized") is None:
+        raise ProtectError("targeted_anonymization needs authorized: the model that should still "
+                           "recognise you, e.g. --authorized mobileface")
+    p["user_images"] = _aligned(p["user_images"], "user_images", device)
+    if isinstance(p["authorized"], str):
+        p["authorized"] = _load_model(p["authorized"], device)
+    return p
+
+
+def _call_tip_im(x, views, wrap, p):
+    from .methods import tip_im
+
+    p = dict(p)
+    return tip_im(x, p.pop("targets"), views, **p)
+
+
+def _call_ta(x, views, wrap, p):
+    from .methods import targeted_anonymization
+
+    p = dict(p)
+    return targeted_anonymization(x, p.pop("user_images"), victim=views, authorized=wrap(p.pop("authorized")), **p)
+
+
+RECIPES: dict[str, Recipe] = {
+    "fgsm": Recipe(_baseline("fgsm"), None, 1),
+    "ifgsm": Recipe(_baseline("ifgsm"), "steps", 10),
+    "pgd": Recipe(_baseline("pgd"), "steps", 10),
+    "mifgsm": Recipe(_baseline("mifgsm"), "steps", 10),
+    "tip_im": Recipe(_call_tip_im, "steps", 50, _prepare_tip_im),
+    "targeted_anonymization": Recipe(_call_ta, "n", 20, _prepare_ta),
+}
+
+
+# -- report -------------------------------------------------------------------
+
+
+@dataclass
+class ModelScore:
+    """One model on one face: similarity (the model's own metric) to the original face."""
+
+    model: str
+    attacked: bool
+    threshold: float
+    before: float
+    after: float
+    recheck: float | None = None
+    jpeg: float | None = None
+
+    @property
+    def matched_after(self) -> bool:
+        return self.after >= self.threshold
+
+
+@dataclass
+class FaceReport:
+    """One protected face: where it is, how much of the budget it used, and its scores."""
+
+    index: int
+    box: tuple[float, float, float, float]
+    region: tuple[int, int, int, int]
+    pixels_changed: int
+    max_change: int  # in 8-bit levels
+    scores: list[ModelScore]
+    redetected: bool | None = None
+    jpeg_redetected: bool | None = None
+
+
+@dataclass
+class ProtectReport:
+    """What :func:`protect` did and how well it worked (:meth:`table` prints it)."""
+
+    name: str
+    method: str
+    eps: float
+    levels: int
+    far: float
+    models: list[str]
+    pool: list[str]
+    faces: list[FaceReport]
+    faces_found: int
+    seconds: float
+    params: dict = field(default_factory=dict)
+    recheck_source: str | None = None
+    jpeg_quality: int | None = None
+
+    def table(self) -> str:
+        """The per-face, per-model report as plain text."""
+        lines = [
+            f"{self.name}: {len(self.faces)} of {self.faces_found} face(s) protected with {self.method}, "
+            f"eps = {self.levels}/255, attacked: {', '.join(self.models)}; {self.seconds:.1f} s",
+            f"similarity to the original face (each model's own metric); a face is matched when it is >= the "
+            f"threshold at FAR {self.far:g}",
+        ]
+        rc = self.recheck_source is not None
+        jq = self.jpeg_quality is not None
+        for f in self.faces:
+            lines.append(f"face {f.index + 1} (box {', '.join(f'{v:.0f}' for v in f.box)}): {f.pixels_changed} "
+                         f"pixels changed, max change {f.max_change}/255")
+            head = f"  {'model':<16}{'threshold':>10}{'before':>9}{'after':>9}"
+            head += f"{'re-check':>10}" if rc else ""
+            head += f"{f'JPEG q{self.jpeg_quality}':>10}" if jq else ""
+            lines.append(head + "  still matched?")
+            for s in f.scores:
+                row = f"  {s.model + (' *' if s.attacked else ''):<16}{s.threshold:>10.3f}{s.before:>9.3f}{s.after:>9.3f}"
+                final = s.after
+                if rc:
+                    row += f"{_fmt(s.recheck):>10}"
+                    final = s.recheck
+                if jq:
+                    row += f"{_fmt(s.jpeg):>10}"
+                verdicts = [_verdict(final, s.threshold)] + ([_verdict(s.jpeg, s.threshold) + " (JPEG)"] if jq else [])
+                lines.append(row + "  " + ", ".join(verdicts))
+        lines.append("* attacked model; the others only show transfer. Protection is measured against these models "
+                     "only." + (f" JPEG column: the photo compressed at quality {self.jpeg_quality}, re-detected and "
+                                "re-scored." if jq else ""))
+        return "\n".join(lines)
+
+    def jpeg_weakening(self) -> dict[str, float]:
+        """Mean similarity gained back by JPEG compression, per model (re-check → JPEG)."""
+        out: dict[str, list[float]] = {}
+        for f in self.faces:
+            for s in f.scores:
+                base = s.recheck if s.recheck is not None else s.after
+                if s.jpeg is not None and base is not None:
+                    out.setdefault(s.model, []).append(s.jpeg - base)
+        return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def _fmt(v) -> str:
+    return "lost" if v is None else f"{v:.3f}"
+
+
+def _verdict(v, th) -> str:
+    if v is None:
+        return "no (face not re-detected)"
+    return "YES" if v >= th else "no"
+
+
+# -- the protected photo --------------------------------------------------------
+
+
+@dataclass
+class Protected:
+    """:func:`protect`'s result: ``photo`` (the protected 8-bit pixels) and ``report``."""
+
+    photo: Photo
+    report: ProtectReport
+    original: Photo
+    references: list = field(repr=False, default_factory=list)
+    pool_models: list = field(repr=False, default_factory=list)
+    landmarks: np.ndarray | None = field(repr=False, default=None)
+
+    @property
+    def image(self) -> np.ndarray:
+        """(H, W, 3|4) uint8, ready for ``PIL.Image.fromarray``."""
+        return self.photo.pixels()
+
+    def encode(self, fmt: str = "PNG", quality: int = 95) -> bytes:
+        return encode(self.image, fmt, quality)
+
+    def save(self, path, quality: int = 95, recheck: bool = True):
+        """Write PNG (lossless) or JPEG (by extension, ``quality``) without metadata;
+        never overwrites.  ``recheck`` re-reads the written file, re-detects and
+        re-scores its faces (the report's re-check column)."""
+        from .photo import format_of, write_new
+
+        fmt = format_of(path)
+        out = write_new(path, self.encode(fmt, quality))
+        if recheck:
+            self.recheck(out)
+        return out
+
+    def recheck(self, source) -> ProtectReport:
+        """Re-read ``source`` (a saved file, bytes or pixels), re-detect, re-align and score again."""
+        scores = self._rescore(source)
+        for f, found in zip(self.report.faces, scores):
+            f.redetected = found is not None
+            for s in f.scores:
+                s.recheck = None if found is None else found[s.model]
+        self.report.recheck_source = str(source) if not isinstance(source, (bytes, np.ndarray)) else "in memory"
+        return self.report
+
+    def check_jpeg(self, quality: int = 95) -> ProtectReport:
+        """Score the photo as it would be after JPEG compression at ``quality``."""
+        scores = self._rescore(self.encode("JPEG", quality))
+        for f, found in zip(self.report.faces, scores):
+            f.jpeg_redetected = found is not None
+            for s in f.scores:
+                s.jpeg = None if found is None else found[s.model]
+        self.report.jpeg_quality = int(quality)
+        return self.report
+
+    def _rescore(self, source) -> list[dict[str, float] | None]:
+        from .faces.io import read_image
+
+        image = read_image(source)
+        dets = detect_faces(image)
+        t = torch.from_numpy(image).permute(2, 0, 1)
+        out: list[dict[str, float] | None] = []
+        for f, lm, refs in zip(self.report.faces, self.landmarks, self.references):
+            j = _match(lm, dets.landmarks)
+            if j is None:
+                out.append(None)
+                continue
+            row = {}
+            with torch.no_grad():
+                for m, ref in zip(self.pool_models, refs):
+                    crop = warp_crop(t, similarity_transform(dets.landmarks[j], m.input_size, image.shape[:2]))
+                    dev = ref.device
+                    row[m.name] = float(m.similarity(m(crop[None].clamp(0, 1).to(dev)), ref)[0])
+            out.append(row)
+        return out
+
+
+def _match(lm: np.ndarray, candidates: np.ndarray) -> int | None:
+    """The re-detected face whose landmarks sit on ``lm`` (within half the eye distance)."""
+    if len(candidates) == 0:
+        return None
+    d = np.linalg.norm(candidates.reshape(len(candidates), -1, 2) - lm[None], axis=2).mean(1)
+    j = int(np.argmin(d))
+    return j if d[j] <= 0.5 * np.linalg.norm(lm[1] - lm[0]) else None
+
+
+# -- protect ------------------------------------------------------------------
+
+
+def _load_model(name_or_model, device) -> nn.Module:
+    from . import models
+
+    if isinstance(name_or_model, nn.Module):
+        return name_or_model.to(device)
+    try:
+        return models.load(name_or_model, device)
+    except KeyError as exc:
+        raise ProtectError(f"unknown model {name_or_model!r}; choose from {models.available(True)}") from exc
+
+
+def _pool(attacked: list[nn.Module], pool, device) -> list[nn.Module]:
+    from . import models
+    from .cache import MissingCacheError
+
+    names = models.available(include_optional=True) if pool is None else list(pool)
+    out = list(attacked)
+    have = {m.name for m in attacked}
+    for n in names:
+        if n in have:
+            continue
+        try:
+            out.append(_load_model(n, device))
+        except MissingCacheError:
+            if pool is not None:
+                raise
+    return out
+
+
+def levels_of(eps: float) -> int:
+    """The budget in whole 8-bit levels: ⌊255·ε⌋ (ε on the [0,1] scale)."""
+    k = int(np.floor(255.0 * float(eps) + 1e-6))
+    if k < 1:
+        raise ProtectError(f"eps={eps} is below one 8-bit level (1/255 = {1/255:.4f}); an 8-bit photo cannot "
+                           "carry it: use e.g. eps=8/255")
+    return k
+
+
+def _select(dets, faces) -> list[int]:
+    n = len(dets)
+    if faces == "all":
+        return list(range(n))
+    if faces == "largest":
+        return [0]
+    idx = [faces] if isinstance(faces, int) else list(faces)
+    bad = [i for i in idx if not 0 <= int(i) < n]
+    if bad:
+        raise ProtectError(f"faces={faces!r}: the photo has {n} face(s), numbered 0..{n - 1} largest first")
+    return [int(i) for i in idx]
+
+
+def protect(
+    photo,
+    method: str = "mifgsm",
+    *,
+    models: Sequence[str | nn.Module] = DEFAULT_MODELS,
+    pool: Sequence[str] | None = None,
+    eps: float = 8 / 255,
+    faces: str | int | Sequence[int] = "all",
+    far: float = DEFAULT_FAR,
+    recheck: bool = True,
+    jpeg_quality: int | None = 95,
+    progress: bool = False,
+    min_score: float = 0.9,
+    device=None,
+    **params,
+) -> Protected:
+    """Protect every face of ``photo`` (a path, bytes, PIL image or uint8 array).
+
+    ``method``: a name from :data:`RECIPES`, run with its own defaults plus
+    ``params`` (e.g. ``steps=20``; TIP-IM ``targets=``, Targeted Anonymization
+    ``user_images=`` and ``authorized=``).  ``models``: the attacked models;
+    ``pool``: the models the report scores (default: every model in the cache).
+    ``eps``: L∞ budget on the [0,1] scale, applied in the photo's pixels.
+    ``faces``: ``"all"``, ``"largest"``, or indices (largest first).
+    ``far``: the false-accept rate of the thresholds in the report.
+    ``recheck``: re-detect the protected pixels and score again;
+    ``jpeg_quality``: also score the photo after JPEG at this quality (None: skip).
+    ``progress``: a tqdm bar per face.
+
+    Returns :class:`Protected` (``.image``, ``.save(path)``, ``.report``).
+    Raises :class:`ProtectError` for an unusable request,
+    :class:`facelab.faces.NoFaceError` when no face is found,
+    :class:`facelab.faces.ImageReadError` for an unreadable file.
+    """
+    t0 = time.perf_counter()
+    if method not in RECIPES:
+        raise ProtectError(f"unknown method {method!r}; choose from {', '.join(RECIPES)}")
+    if faces not in ("all", "largest") and not isinstance(faces, (int, list, tuple)):
+        raise ProtectError(f"faces must be 'all', 'largest' or face indices, got {faces!r}")
+    recipe = RECIPES[method]
+    k = levels_of(eps)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    pic = read_photo(photo)
+    image = pic.composite()
+    dets = detect_faces(image, min_score=min_score, device=device)
+    if len(dets) == 0:
+        raise NoFaceError(f"no face was found in {pic.name}")
+    chosen = _select(dets, faces)
+    del image
+    attacked = [_load_model(m, device) for m in (models if isinstance(models, (list, tuple)) else [models])]
+    if not attacked:
+        raise ProtectError("models: at least one model to attack is needed")
+    pool_models = _pool(attacked, pool, device)
+    params = recipe.prepare({"eps": float(eps), **params}, device)
+    sizes = sorted({int(m.input_size) for m in pool_models} | {112})
+
+    out_rgb = pic.rgb.copy()
+    reports, refs_all, lms = [], [], []
+    for n, j in enumerate(chosen):
+        lm = dets.landmarks[j].astype(np.float64)
+        region = face_region(lm, pic.shape, sizes)
+        ys, xs = region.slices
+        orig = torch.from_numpy(pic.rgb[ys, xs]).permute(2, 0, 1)[None].to(device)
+        current = torch.from_numpy(out_rgb[ys, xs]).permute(2, 0, 1)[None].to(device)  # earlier faces may overlap
+        alpha = None
+        if pic.alpha is not None:
+            alpha = torch.from_numpy(pic.alpha[ys, xs])[None].to(device, torch.float32) / 255.0
+        views = [RegionView(m, region, alpha) for m in attacked]
+        pool_views = [RegionView(m, region, alpha) for m in pool_models]
+        mask = footprint(pool_views, region, device)
+
+        def wrap(model, region=region, alpha=alpha):
+            return RegionView(_load_model(model, device) if isinstance(model, str) else model, region, alpha)
+
+        total = None if recipe.steps_key is None else int(params.get(recipe.steps_key, recipe.default_steps)) + 1
+        gen = recipe.call(current.float() / 255.0, views, wrap, params)
+        last = run(gen, progress=progress, total=total, desc=f"face {n + 1}/{len(chosen)}")
+        lo, hi = (orig.int() - k).clamp(0, 255), (orig.int() + k).clamp(0, 255)
+        new = torch.round(last.x.detach() * 255.0).int().clamp(lo, hi)
+        new = torch.where(mask, new, current.int()).to(torch.uint8)
+        out_rgb[ys, xs] = new[0].permute(1, 2, 0).cpu().numpy()
+
+        x0 = orig.float() / 255.0
+        x1 = new.float() / 255.0
+        scores, refs = [], []
+        with torch.no_grad():
+            for m, v in zip(pool_models, pool_views):
+                e = v(torch.cat([x0, x1]))
+                ref = e[:1]
+                refs.append(ref)
+                s = m.similarity(e, ref.expand_as(e))
+                scores.append(ModelScore(m.name, any(m is a for a in attacked), float(m.threshold(far)),
+                                         float(s[0]), float(s[1])))
+        diff = (new.int() - orig.int()).abs()
+        reports.append(FaceReport(int(j), tuple(float(v) for v in dets.boxes[j]),
+                                  (region.x0, region.y0, region.x1, region.y1),
+                                  int((diff.amax(1) > 0).sum()), int(diff.max()), scores))
+        refs_all.append(refs)
+        lms.append(lm)
+
+    shown = {k_: v for k_, v in params.items() if isinstance(v, (int, float, str, bool))}
+    report = ProtectReport(pic.name, method, float(eps), k, float(far), [m.name for m in attacked],
+                           [m.name for m in pool_models], reports, len(dets), 0.0, shown)
+    result = Protected(Photo(out_rgb, pic.alpha, pic.name), report, pic, refs_all, pool_models, np.stack(lms))
+    if recheck:
+        result.recheck(result.image)
+    if jpeg_quality is not None:
+        result.check_jpeg(jpeg_quality)
+    report.seconds = time.perf_counter() - t0
+    return result
