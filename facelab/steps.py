@@ -58,10 +58,25 @@ def _to(v: Any, device: torch.device | str) -> Any:
     return v
 
 
-def run(steps: Iterable[Step]) -> Step:
-    """Drain a method and return its last step."""
+def _progress(steps: Iterable[Step], progress: bool | str, total: int | None, desc: str | None) -> Iterable[Step]:
+    """``steps`` behind a tqdm bar (a widget in notebooks, text in a terminal) when asked."""
+    if not progress:
+        return steps
+    from tqdm.auto import tqdm
+
+    if total is None and hasattr(steps, "__len__"):
+        total = len(steps)
+    return tqdm(steps, total=total, desc=progress if isinstance(progress, str) else desc, unit="step", leave=False)
+
+
+def run(steps: Iterable[Step], progress: bool | str = False, total: int | None = None, desc: str | None = None) -> Step:
+    """Drain a method and return its last step.
+
+    ``progress``: show a tqdm bar (a string is its label); ``total``: the number
+    of Steps to expect (a method yields ``steps + 1``), for a bar with an end.
+    """
     last = None
-    for last in steps:
+    for last in _progress(steps, progress, total, desc):
         pass
     if last is None:
         raise ValueError("the method yielded no step")
@@ -93,7 +108,8 @@ class History:
         return self.steps[k]
 
 
-def history(steps: Iterable[Step], keep_every: int = 1, max_kept: int | None = 200, device: str = "cpu") -> History:
+def history(steps: Iterable[Step], keep_every: int = 1, max_kept: int | None = 200, device: str = "cpu",
+            progress: bool | str = False, total: int | None = None) -> History:
     """Drain a method, keeping a memory-bounded record of it.
 
     Keeps every ``keep_every``-th step (moved to ``device``); whenever more
@@ -107,7 +123,7 @@ def history(steps: Iterable[Step], keep_every: int = 1, max_kept: int | None = 2
     iterations: list[int] = []
     last: tuple[int, Step] | None = None
     state_curves: dict[str, list[float]] = {}
-    for n, step in enumerate(steps):
+    for n, step in enumerate(_progress(steps, progress, total, None)):
         iterations.append(step.i)
         for target, values in ((curves, step.scalars()), (state_curves, state_scalars(step.state))):
             for k, v in values.items():
