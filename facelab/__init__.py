@@ -10,10 +10,12 @@ from importlib import import_module
 from .steps import History, Step, history, run
 
 __version__ = "0.1.0"
-__all__ = ["Step", "History", "run", "history", "models", "faces", "ops", "methods", "metrics", "viz"]
+__all__ = ["Step", "History", "run", "history", "protect", "models", "faces", "ops", "methods", "metrics", "viz"]
 
 
 def __getattr__(name: str):
+    if name == "protect":  # the function, not the module: facelab.protect(photo, ...)
+        return import_module(".protect", __name__).protect
     if name in {"models", "faces", "ops", "methods", "metrics", "viz", "cache"}:
         return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'facelab' has no attribute {name!r}")
