@@ -32,7 +32,8 @@ from torch import nn
 
 from .. import steps as _steps
 from ..methods.tip_im import tip_im
-from ..metrics.identification import identification_rates, similarity_matrix
+from ..metrics.claims import chance_top_n
+from ..metrics.identification import identification_rates, rank_n_targeted, similarity_matrix
 from ..metrics.quality import mmd as mmd_metric
 from ..metrics.quality import psnr, ssim
 from ..viz.player import scrubber, widgets_usable
@@ -230,6 +231,11 @@ def run_protocol(
     ``PSNR``, ``SSIM``, ``MMD`` (of the protected probes, the same for every
     model), ``probes``, ``targets``, ``seconds`` (protection time), ``data``
     and ``mode``.  Method ``"clean"`` rows evaluate the unprotected probes.
+    Per-probe outcomes for paired tests: ``R{n}-T per probe`` (booleans),
+    ``PSNR per probe``, ``SSIM per probe``, in ``probe ids`` order; the chance
+    level of Rank-N-T under a random ranking: ``chance R{n}-T``.  The
+    ``"single"`` baseline aims at one target (``targets[0]``) and is scored
+    against that identity only; every other method against all k targets.
     """
     from ..models import available
 
@@ -249,6 +255,9 @@ def run_protocol(
     probes = protocol.probes
     true = [labels[p] for p in probes]
     tgt_sets = [{labels[t] for t in g.targets} for g in protocol.groups for _ in g.probes]
+    # the single-target baseline aims at targets[0] only (tip_im's target_index default): it is
+    # scored against that one identity, not against all k
+    own_sets = [{labels[g.targets[0]]} for g in protocol.groups for _ in g.probes]
     gal = crops[torch.as_tensor(protocol.gallery)]
     gal_labels = [labels[i] for i in protocol.gallery]
     models = [sur, *boxes]
@@ -258,14 +267,23 @@ def run_protocol(
 
     rows = Table()
 
+    # chance level of Rank-N-T: a random ranking of the gallery, per probe's own target images
+    def chance(sets) -> dict[str, float]:
+        counts = [sum(lab in t for lab in gal_labels) for t in sets]
+        return {f"chance R{n}-T": float(np.mean([chance_top_n(len(gal_labels), k, n) for k in counts])) for n in ns}
+
     def evaluate(images: torch.Tensor, method: str, gamma: float, seconds: float) -> None:
-        quality = {"PSNR": float(psnr(images, x0).clamp(max=99).mean()), "SSIM": float(ssim(images, x0).mean()),
-                   "MMD": mmd_metric(images, x0)}
+        targets_scored = own_sets if method == "single" else tgt_sets
+        per_psnr, per_ssim = psnr(images, x0).clamp(max=99), ssim(images, x0)
+        quality = {"PSNR": float(per_psnr.mean()), "SSIM": float(per_ssim.mean()), "MMD": mmd_metric(images, x0),
+                   "PSNR per probe": per_psnr.tolist(), "SSIM per probe": per_ssim.tolist()}
         for m in models:
             s = similarity_matrix(m, images, gal, gallery_embeddings=gal_emb[m.name])
-            rates = identification_rates(s, gal_labels, true, tgt_sets, ns)
+            rates = identification_rates(s, gal_labels, true, targets_scored, ns)
+            hits = {f"R{n}-T per probe": rank_n_targeted(s, gal_labels, targets_scored, n).tolist() for n in ns}
             rows.append({"method": method, "gamma": gamma, "model": m.name, "box": "white" if m is sur else "black",
-                         **rates, **quality, "probes": len(probes), "targets": len(protocol.groups[0].targets),
+                         **rates, **chance(targets_scored), **hits, **quality, "probes": len(probes), "probe ids": list(probes),
+                         "gallery": len(gal_labels), "targets": len(protocol.groups[0].targets),
                          "seconds": seconds, "surrogate": sur.name, "data": face_set.name, "mode": protocol.mode})
 
     evaluate(x0, "clean", float("nan"), 0.0)
@@ -295,7 +313,8 @@ def summarize(rows: Table, ns: Sequence[int] = (1, 5)) -> Table:
                 key = f"R{n}-{kind}"
                 row[f"white {key}"] = white[0][key] if white else float("nan")
                 row[f"black {key}"] = float(np.mean([r[key] for r in black])) if black else float("nan")
-        row.update({k: sel[0][k] for k in ("PSNR", "SSIM", "MMD", "seconds")})
+        row.update({k: sel[0][k] for k in (*(f"chance R{n}-T" for n in ns), "PSNR", "SSIM", "MMD", "seconds")
+                    if k in sel[0]})
         out.append(row)
     return out
 
