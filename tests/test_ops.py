@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -58,18 +59,39 @@ def test_momentum_normalises_by_mean_abs_gradient():
     assert torch.allclose(g2, 0.5 * g1 + torch.tensor([[[[1.0, -1.0]]]]))
 
 
-def test_gaussian_kernel_and_ti_smoothing():
-    k = gaussian_kernel(7, 3.0)
-    assert k.shape == (7, 7) and torch.isclose(k.sum(), torch.tensor(1.0))
-    assert k[3, 3] == k.max() and torch.allclose(k, k.T)
-    with pytest.raises(ValueError):
-        gaussian_kernel(4)
-    flat = torch.ones(1, 3, 10, 10)
-    assert torch.allclose(translation_invariant(flat, k), flat, atol=1e-6)
+def _dong_reference_kernel(kernlen: int, nsig: float) -> np.ndarray:
+    """TI's reference construction (Dong et al. 2019): normal pdf on linspace(-nsig, nsig, kernlen)."""
+    x = np.linspace(-nsig, nsig, kernlen)
+    pdf = np.exp(-(x**2) / 2) / np.sqrt(2 * np.pi)
+    k = np.outer(pdf, pdf)
+    return k / k.sum()
+
+
+@pytest.mark.parametrize("size,nsig", [(7, 3.0), (15, 3.0), (5, 2.0)])
+def test_gaussian_kernel_matches_dong_et_al(size, nsig):
+    k = gaussian_kernel(size, nsig)
+    np.testing.assert_allclose(k.numpy(), _dong_reference_kernel(size, nsig), rtol=1e-5, atol=1e-7)
+    assert torch.isclose(k.sum(), torch.tensor(1.0)) and torch.allclose(k, k.T)
+
+
+def test_gaussian_kernel_refuses_bad_sizes():
+    for bad in (4, 1, 0, -3, 7.0):
+        with pytest.raises(ValueError, match="odd int"):
+            gaussian_kernel(bad)
+    with pytest.raises(ValueError, match="nsig"):
+        gaussian_kernel(7, 0.0)
+
+
+def test_ti_smoothing_is_a_zero_padded_convolution():
+    k = gaussian_kernel(7)
     spike = torch.zeros(1, 3, 11, 11)
     spike[..., 5, 5] = 1
-    smoothed = translation_invariant(spike, k)
-    assert torch.allclose(smoothed[0, 0, 2:9, 2:9], k, atol=1e-6)
+    assert torch.allclose(translation_invariant(spike, k)[0, 0, 2:9, 2:9], k, atol=1e-6)
+    flat = torch.ones(1, 3, 10, 10)
+    out = translation_invariant(flat, k)
+    assert torch.allclose(out[..., 3:7, 3:7], flat[..., 3:7, 3:7], atol=1e-6)  # interior: unchanged
+    corner = float(k[3:, 3:].sum())  # zero padding: a corner sees only a quarter of the kernel
+    assert torch.allclose(out[..., 0, 0], torch.tensor(corner), atol=1e-6)
 
 
 def test_input_diversity_shape_determinism_and_probability():
