@@ -16,10 +16,12 @@ def gaussian_kernel(size: int = 7, nsig: float = 3.0) -> torch.Tensor:
     >>> gaussian_kernel(7).shape
     torch.Size([7, 7])
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 3 or size % 2 == 0:
-        raise ValueError(f"kernel size must be an odd int >= 3, got {size!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
+        raise ValueError(f"kernel size must be an odd int >= 1, got {size!r}")
     if not (nsig > 0):
         raise ValueError(f"nsig must be > 0, got {nsig!r}")
+    if size == 1:  # no smoothing
+        return torch.ones(1, 1)
     sigma = (size - 1) / (2 * nsig)
     k = kornia.filters.get_gaussian_kernel2d((size, size), (sigma, sigma), dtype=torch.float64)[0]
     return (k / k.sum()).float()
