@@ -20,7 +20,7 @@ from typing import Iterator, Literal, Sequence
 import torch
 from torch import nn
 
-from ..models.zoo import check_images
+from .. import validate as V
 from ..ops import (
     accumulate_momentum, as_models, clip_to_budget, gaussian_kernel, input_diversity, lp_norm,
     random_in_ball, steepest_step, translation_invariant,
@@ -29,22 +29,29 @@ from ..ops.budget import Norm
 from ..steps import Step
 
 Objective = Literal["dodging", "impersonation"]
+OBJECTIVES: tuple[str, ...] = ("dodging", "impersonation")
+NORMS: tuple[str, ...] = ("linf", "l2")
 Models = nn.Module | Sequence[nn.Module]
+
+
+def _check_target(x: torch.Tensor, objective: str, target: torch.Tensor | None) -> None:
+    if objective == "dodging":
+        if target is not None:
+            raise ValueError("dodging pushes away from the source itself: do not pass target "
+                             "(or pass objective=\"impersonation\")")
+        return
+    if target is None:
+        raise ValueError("impersonation needs target images (float [0,1] NCHW): pass target=...")
+    if target.shape[0] not in (1, x.shape[0]):
+        raise ValueError(f"target must hold 1 or N={x.shape[0]} images, got {target.shape[0]}")
 
 
 def _references(models, x, objective: Objective, target: torch.Tensor | None) -> list[torch.Tensor]:
     """Reference embedding per model: the source's own, or the target's
-    (several target images are averaged, one identity per source image)."""
+    (one target image for every source image, or one per source image)."""
     with torch.no_grad():
         if objective == "dodging":
-            if target is not None:
-                raise ValueError("dodging pushes away from the source itself: do not pass target")
             return [m(x) for m in models]
-        if target is None:
-            raise ValueError("impersonation needs target images (float [0,1] NCHW)")
-        check_images(target, "target")
-        if target.shape[0] not in (1, x.shape[0]):
-            raise ValueError(f"target must hold 1 or N={x.shape[0]} images, got {target.shape[0]}")
         return [m(target).expand(x.shape[0], -1) for m in models]
 
 
@@ -83,16 +90,38 @@ def pgd(
     (per-image ‖δ‖), ``"similarity"`` {model: per-image similarity} for the
     attacked and the monitored models.
     """
-    check_images(x)
-    if steps < 1:
-        raise ValueError("steps must be >= 1")
-    if eps <= 0:
-        raise ValueError("eps must be > 0 (on the [0,1] scale, e.g. 8/255)")
+    x = V.images(x, "x")
+    objective = V.choice(objective, "objective", OBJECTIVES)
+    norm = V.choice(norm, "norm", NORMS)
+    steps = V.integer(steps, "steps", hint="the number of updates")
+    eps = V.budget(eps, norm, image_numel=x[0].numel())
+    alpha = 1.5 * eps / steps if alpha is None else V.step_size(alpha, norm)
+    mu = V.non_negative(mu, "mu", hint="the momentum decay, 1.0 in Dong et al.; 0 = no momentum")
+    diversity_prob = V.probability(diversity_prob, "diversity_prob")
+    resize_rate = V.number(resize_rate, "resize_rate", low=0.0, high=1.0, low_open=True)
+    random_start = V.flag(random_start, "random_start")
+    seed = V.seed(seed)
+    if target is not None:
+        target = V.images(target, "target")
     attacked = as_models(models)
     watched = as_models(monitor) if len(monitor) else []
-    alpha = 1.5 * eps / steps if alpha is None else alpha
-    if isinstance(ti_kernel, int):
-        ti_kernel = gaussian_kernel(ti_kernel, sigma=ti_kernel / 2.333)
+    if isinstance(ti_kernel, torch.Tensor):
+        if ti_kernel.ndim != 2 or ti_kernel.shape[0] != ti_kernel.shape[1] or ti_kernel.shape[0] % 2 == 0:
+            raise ValueError(f"ti_kernel must be a square (K, K) tensor with K odd, or an odd int; got shape {tuple(ti_kernel.shape)}")
+        if not bool(torch.isfinite(ti_kernel).all()):
+            raise ValueError("ti_kernel contains NaN or infinite values")
+    elif ti_kernel is not None:
+        size = V.odd_size(ti_kernel, "ti_kernel")
+        ti_kernel = gaussian_kernel(size)  # TI reference: nsig = 3, σ = (size − 1)/6
+    _check_target(x, objective, target)
+    return _pgd_steps(x, attacked, watched, objective=objective, target=target, eps=eps, alpha=alpha, steps=steps,
+                      norm=norm, random_start=random_start, mu=mu, diversity_prob=diversity_prob,
+                      resize_rate=resize_rate, ti_kernel=ti_kernel, seed=seed)
+
+
+def _pgd_steps(x, attacked, watched, *, objective, target, eps, alpha, steps, norm, random_start, mu,
+               diversity_prob, resize_rate, ti_kernel, seed) -> Iterator[Step]:
+    """The loop of :func:`pgd`, on arguments it has checked (a generator: nothing runs before the first ``next``)."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
     x = x.detach()
     refs = _references(attacked, x, objective, target)
@@ -134,6 +163,12 @@ def pgd(
             x_adv = clip_to_budget(x_adv - alpha * steepest_step(g, norm), x, eps, norm)
 
 
+def _default_alpha(eps, steps, kw: dict) -> float:
+    """ε/steps, from checked values (``steps=0`` is a clear error, not a ZeroDivisionError)."""
+    norm = V.choice(kw.get("norm", "linf"), "norm", NORMS)
+    return V.budget(eps, norm) / V.integer(steps, "steps", hint="the number of updates")
+
+
 def fgsm(x: torch.Tensor, models: Models, *, eps: float = 8 / 255, **kw) -> Iterator[Step]:
     """FGSM: one step of size ε from x (no random start)."""
     return pgd(x, models, eps=eps, alpha=eps, steps=1, random_start=False, **kw)
@@ -141,12 +176,13 @@ def fgsm(x: torch.Tensor, models: Models, *, eps: float = 8 / 255, **kw) -> Iter
 
 def ifgsm(x: torch.Tensor, models: Models, *, eps: float = 8 / 255, steps: int = 10, alpha: float | None = None, **kw) -> Iterator[Step]:
     """I-FGSM / BIM: PGD started at x, step ε/steps unless given."""
-    return pgd(x, models, eps=eps, steps=steps, alpha=eps / steps if alpha is None else alpha, random_start=False, **kw)
+    return pgd(x, models, eps=eps, steps=steps, alpha=_default_alpha(eps, steps, kw) if alpha is None else alpha,
+               random_start=False, **kw)
 
 
 def mifgsm(x: torch.Tensor, models: Models, *, eps: float = 8 / 255, steps: int = 10, mu: float = 1.0,
            alpha: float | None = None, **kw) -> Iterator[Step]:
     """MI-FGSM: momentum μ (1.0 in Dong et al.), step ε/steps, started at x.
     Add ``diversity_prob`` for DI-MI-FGSM and ``ti_kernel`` for TI."""
-    return pgd(x, models, eps=eps, steps=steps, mu=mu, alpha=eps / steps if alpha is None else alpha,
+    return pgd(x, models, eps=eps, steps=steps, mu=mu, alpha=_default_alpha(eps, steps, kw) if alpha is None else alpha,
                random_start=False, **kw)

@@ -76,7 +76,7 @@ from typing import Iterator, Literal, Sequence
 import torch
 from torch import nn
 
-from ..models.zoo import check_images
+from .. import validate as V
 from ..ops import accumulate_momentum, as_models, clip_to_budget, input_diversity, lp_norm
 from ..steps import Step
 
@@ -91,7 +91,10 @@ def average_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     four, including the one to protect).  Cosine models: mean of the
     L2-normalised embeddings; Euclidean models: mean of the raw embeddings.
     """
-    check_images(images, "user images")
+    return _average(model, V.images(images, "user_images"))
+
+
+def _average(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         e = model(images)
         if getattr(model, "metric", "cosine") != "euclidean":
@@ -100,16 +103,19 @@ def average_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def _per_image_users(x: torch.Tensor, user_images: UserImages) -> list[torch.Tensor]:
+    """One checked (L,3,H,W) batch for the whole batch, or one per image."""
     if isinstance(user_images, torch.Tensor):
-        return [user_images]  # one person, shared by the whole batch
-    users = list(user_images)
-    if len(users) != x.shape[0]:
-        raise ValueError(f"user_images: pass one (L,3,H,W) tensor, or one per image ({x.shape[0]}), got {len(users)}")
-    return users
+        return [V.images(user_images, "user_images")]  # one person, shared by the whole batch
+    if isinstance(user_images, (str, bytes)) or not hasattr(user_images, "__len__"):
+        raise TypeError(f"user_images must be one (L,3,H,W) tensor or a list of them, one per image; "
+                        f"got {type(user_images).__name__}")
+    if len(user_images) != x.shape[0]:
+        raise ValueError(f"user_images: pass one (L,3,H,W) tensor, or one per image ({x.shape[0]}), got {len(user_images)}")
+    return V.image_list(list(user_images), "user_images")
 
 
 def _averages(model: nn.Module, x: torch.Tensor, users: list[torch.Tensor]) -> torch.Tensor:
-    f = torch.cat([average_features(model, u.to(x.device)) for u in users])
+    f = torch.cat([_average(model, u.to(x.device)) for u in users])
     return f.expand(x.shape[0], -1) if f.shape[0] == 1 else f
 
 
@@ -165,14 +171,17 @@ def _resolve_th_old(authorized: nn.Module, th_old: float | None, far: float) -> 
     return float(authorized.threshold(far))
 
 
-def _check(x: torch.Tensor, eps: float, n: int, c: float | None = None) -> None:
-    check_images(x)
-    if n < 1:
-        raise ValueError("n (iterations) must be >= 1")
-    if eps <= 0:
-        raise ValueError("eps must be > 0 (on the [0,1] scale, e.g. 8/255)")
-    if c is not None and not 0.0 <= c <= 1.0:
-        raise ValueError(f"c must be in [0,1] (Eq. 4), got {c}")
+def _check(x: torch.Tensor, kw: dict) -> dict:
+    """The checked arguments shared by both methods (``kw`` holds them by name)."""
+    out = {"x": V.images(x, "x"), "n": V.integer(kw["n"], "n", hint="the number of iterations")}
+    out["eps"] = V.budget(kw["eps"], "linf")
+    out["alpha"] = out["eps"] / out["n"] if kw["alpha"] is None else V.step_size(kw["alpha"], "linf")
+    out["d"] = V.non_negative(kw["d"], "d", hint="the weight of the authorized model's term")
+    out["mu"] = V.non_negative(kw["mu"], "mu", hint="the momentum decay of MI-FGSM, 0.6 in the paper")
+    out["p"] = V.probability(kw["p"], "p", hint="the input-diversity probability")
+    out["resize_rate"] = V.number(kw["resize_rate"], "resize_rate", low=0.0, high=1.0, low_open=True)
+    out["seed"] = V.seed(kw["seed"])
+    return out
 
 
 def targeted_anonymization(
@@ -221,15 +230,20 @@ def targeted_anonymization(
     (J(f_A(x+δ), f̄_A), per image), ``"c"``, ``"d"``, ``"norm"`` (‖δ‖∞) and
     ``"similarity"`` {model: per-image similarity to that model's f̄}.
     """
-    _check(x, eps, n, c)
+    a = _check(x, dict(n=n, eps=eps, alpha=alpha, d=d, mu=mu, p=p, resize_rate=resize_rate, seed=seed))
+    x, n, eps, alpha, d, mu, p, resize_rate, seed = (a[k] for k in ("x", "n", "eps", "alpha", "d", "mu", "p",
+                                                                  "resize_rate", "seed"))
+    c = V.probability(c, "c", hint="Eq. 4: 0 = th_old, 1 = the clean photo's similarity")
+    threshold_from = V.choice(threshold_from, "threshold_from", ("clean", "current"))
+    far = V.number(far, "far", low=0.0, high=1.0, low_open=True, high_open=True, hint="a false-accept rate, e.g. 1e-3")
+    if th_old is not None:
+        th_old = V.number(th_old, "th_old", hint="a similarity threshold of the authorized model")
     victims = as_models(victim)
     (auth,) = as_models(authorized)
     watched = as_models(monitor) if len(monitor) else []
-    if threshold_from not in ("clean", "current"):
-        raise ValueError(f"threshold_from must be 'clean' or 'current', got {threshold_from!r}")
+    users = _per_image_users(x, user_images)
     th_old = _resolve_th_old(auth, th_old, far)
     x = x.detach()
-    users = _per_image_users(x, user_images)
     ref_v = [_averages(m, x, users) for m in victims]
     ref_a = _averages(auth, x, users)
     watch_refs = [_averages(m, x, users) for m in watched]
@@ -238,7 +252,7 @@ def targeted_anonymization(
         with torch.no_grad():
             th_new = c * auth.similarity(auth(x), ref_a) + (1 - c) * th_old  # Eq. (4), consistent reading
     return _walk(x, victims, auth, ref_v, ref_a, th_new=th_new, c=c, th_old=th_old, threshold_from=threshold_from,
-                 d=d, eps=eps, n=n, mu=mu, alpha=eps / n if alpha is None else alpha, p=p, resize_rate=resize_rate,
+                 d=d, eps=eps, n=n, mu=mu, alpha=alpha, p=p, resize_rate=resize_rate,
                  watched=watched, watch_refs=watch_refs, seed=seed)
 
 
@@ -273,21 +287,23 @@ def targeted_anonymization_baseline(
     ``"bd"`` (≡ 1), ``"d"``, ``"sim_authorized"`` (J(f_A(x), f_A(x0))),
     ``"norm"``, ``"similarity"``.
     """
-    _check(x, eps, n)
+    a = _check(x, dict(n=n, eps=eps, alpha=alpha, d=d, mu=mu, p=p, resize_rate=resize_rate, seed=seed))
+    x, n, eps, alpha, d, mu, p, resize_rate, seed = (a[k] for k in ("x", "n", "eps", "alpha", "d", "mu", "p",
+                                                                  "resize_rate", "seed"))
     victims = as_models(victim)
     (auth,) = as_models(authorized)
     watched = as_models(monitor) if len(monitor) else []
+    users = _per_image_users(x, user_images) if user_images is not None else None
     x = x.detach()
     with torch.no_grad():
         ref_v = [m(x) for m in victims]
         ref_a = auth(x)
-        if user_images is not None:
-            users = _per_image_users(x, user_images)
+        if users is not None:
             watch_refs = [_averages(m, x, users) for m in watched]
         else:
             watch_refs = [m(x) for m in watched]
     return _walk(x, victims, auth, ref_v, ref_a, th_new=None, c=0.0, th_old=None, threshold_from="clean", d=d,
-                 eps=eps, n=n, mu=mu, alpha=eps / n if alpha is None else alpha, p=p, resize_rate=resize_rate,
+                 eps=eps, n=n, mu=mu, alpha=alpha, p=p, resize_rate=resize_rate,
                  watched=watched, watch_refs=watch_refs, seed=seed)
 
 

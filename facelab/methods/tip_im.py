@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.zoo import check_images
+from .. import validate as V
 from ..ops import accumulate_momentum, as_models, clip_to_budget, input_diversity, lp_norm, steepest_step
 from ..ops.augment import self_augmentation
 from ..ops.budget import Norm
@@ -88,6 +88,17 @@ def gain_values(delta: torch.Tensor, gain: str) -> torch.Tensor:
     if gain == "G2":
         return F.softplus(delta.amin(-1))
     raise ValueError(f"no gain function {gain!r}; choose G, G1 or G2")
+
+
+def _bandwidths(bandwidths) -> tuple[float, ...]:
+    try:
+        values = [] if isinstance(bandwidths, (str, bytes)) else list(bandwidths)
+    except TypeError:
+        values = []
+    if not values:
+        raise ValueError("bandwidths must be a non-empty sequence of kernel widths σ (pixel RMS on the [0,1] scale, "
+                         f"e.g. the default {tuple(round(b, 4) for b in DEFAULT_BANDWIDTHS)}); got {bandwidths!r}")
+    return tuple(V.positive(b, f"bandwidths[{j}]") for j, b in enumerate(values))
 
 
 def tip_im(
@@ -147,19 +158,40 @@ def tip_im(
     ``"target_similarity"`` {model: (N,)} best similarity to any target, for
     the surrogate(s) and the monitored models.
     """
-    check_images(x)
-    check_images(targets, "targets")
-    if gain not in GAINS:
-        raise ValueError(f"gain must be one of {GAINS}, got {gain!r}")
-    if steps < 1:
-        raise ValueError("steps must be >= 1")
-    if eps <= 0:
-        raise ValueError("eps must be > 0 (on the [0,1] scale, e.g. 12/255)")
-    if gamma < 0:
-        raise ValueError("gamma must be >= 0")
+    x = V.images(x, "x")
+    targets = V.images(targets, "targets")
+    gain = V.choice(gain, "gain", GAINS)
+    norm = V.choice(norm, "norm", ("linf", "l2"))
+    steps = V.integer(steps, "steps", hint="T, the number of iterations")
+    eps = V.budget(eps, norm, image_numel=x[0].numel(), example="12/255")
+    alpha = eps / 8 if alpha is None else V.step_size(alpha, norm)
+    mu = V.non_negative(mu, "mu", hint="the momentum decay of Eq. 7; 0 = no momentum")
+    gamma = V.non_negative(gamma, "gamma", hint="the weight of MMD in Eq. 5; 0 = no MMD term")
+    normalize = V.flag(normalize, "normalize")
+    mmd_batch = V.integer(mmd_batch, "mmd_batch")
+    bandwidths = _bandwidths(bandwidths)
+    diversity_prob = V.probability(diversity_prob, "diversity_prob")
+    seed = V.seed(seed)
     attacked = as_models(surrogate)
     watched = as_models(monitor) if len(monitor) else []
-    alpha = eps / 8 if alpha is None else alpha
+    n, k = x.shape[0], targets.shape[0]
+    if gain == "single":
+        if target_index is not None:
+            index = torch.as_tensor(target_index)
+            if index.is_floating_point() or index.dtype == torch.bool or index.ndim > 1 or index.numel() not in (1, n):
+                raise ValueError(f"target_index must be an int, or one int per image ({n}); got {target_index!r}")
+            if int(index.min()) < 0 or int(index.max()) >= k:
+                raise ValueError(f"target_index must be in [0, {k}) (one of the {k} targets); got {target_index!r}")
+    elif target_index is not None:
+        raise ValueError('target_index is only used with gain="single"')
+    return _tip_im_steps(x, targets, attacked, watched, eps=eps, alpha=alpha, steps=steps, mu=mu, gamma=gamma,
+                         norm=norm, gain=gain, target_index=target_index, normalize=normalize, mmd_batch=mmd_batch,
+                         bandwidths=bandwidths, diversity_prob=diversity_prob, seed=seed)
+
+
+def _tip_im_steps(x, targets, attacked, watched, *, eps, alpha, steps, mu, gamma, norm, gain, target_index,
+                  normalize, mmd_batch, bandwidths, diversity_prob, seed) -> Iterator[Step]:
+    """The loop of :func:`tip_im`, on arguments it has checked (a generator: nothing runs before the first ``next``)."""
     n, k = x.shape[0], targets.shape[0]
     gen = torch.Generator(device="cpu").manual_seed(seed)
     x = x.detach()
@@ -171,10 +203,6 @@ def tip_im(
             fixed = torch.randint(0, k, (n,), generator=gen).to(dev)
         else:
             fixed = torch.as_tensor(target_index, dtype=torch.long, device=dev).expand(n).clone()
-        if int(fixed.min()) < 0 or int(fixed.max()) >= k:
-            raise ValueError(f"target_index must be in [0, {k})")
-    elif target_index is not None:
-        raise ValueError('target_index is only used with gain="single"')
 
     with torch.no_grad():
         raw_real = [m(x) for m in attacked]
