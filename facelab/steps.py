@@ -14,6 +14,8 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
+from . import validate as V
+
 
 def _freeze(d: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(d or {}))
@@ -115,9 +117,12 @@ def history(steps: Iterable[Step], keep_every: int = 1, max_kept: int | None = 2
     Keeps every ``keep_every``-th step (moved to ``device``); whenever more
     than ``max_kept`` would be kept, ``keep_every`` doubles and the kept list
     is thinned to match, so memory stays bounded however long the run is.
+    ``keep_every`` and ``max_kept`` are ints ≥ 1 (``max_kept=None``: no bound);
+    the first step is always among the kept ones and the last is added to
+    them, so up to ``max_kept + 1`` steps come back.
     """
-    if keep_every < 1:
-        raise ValueError("keep_every must be >= 1")
+    keep_every = V.integer(keep_every, "keep_every", hint="keep every k-th step; 1 keeps all")
+    max_kept = V.optional_integer(max_kept, "max_kept", hint="the most steps to keep, or None for no bound")
     kept: list[tuple[int, Step]] = []
     curves: dict[str, list[float]] = {}
     iterations: list[int] = []
