@@ -1,4 +1,4 @@
-"""python -m benchmarks {models,overhead,faces,tip_im,targeted_anonymization,all} [--repeats N] [--threads N] [--out DIR]"""
+"""python -m benchmarks SUITE [--repeats N] [--threads N] [--out DIR] [--data offline|lfw|folder:PATH]"""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    p.add_argument("--data", default="offline",
+                   help="face set of the paper benchmarks: offline (default), lfw (internet once) or folder:PATH "
+                        "(one sub-folder of photos per identity)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, fn in SUITES.items():

@@ -47,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", dest="ta_quick", action="store_true",
                    help="fewer trials and settings (a smoke run, not a result)")
     p.add_argument("--seed", dest="ta_seed", type=int, default=0)
+    p.add_argument("--data", default="offline", help="offline (default), lfw or folder:PATH")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     return p
@@ -68,7 +69,7 @@ def _far_ok(far: float, nominal: float, clean_far: float, n: int) -> bool:
 
 def main(args) -> str:
     from facelab.experiments import targeted_anonymization as E
-    from facelab.faces import offline_set
+    from facelab.faces import face_set
     from facelab.models import available, load
     from facelab.models.calibration import pair_indices
 
@@ -87,7 +88,7 @@ def main(args) -> str:
     if quick:
         authorized = authorized[:1]
 
-    faces = offline_set()
+    faces = face_set(getattr(args, "data", None) or "offline")
     crops, labels = faces.crops, list(faces.labels)
     trials = E.make_trials(labels, per_identity=per_identity, seed=seed)
     by_id = {}

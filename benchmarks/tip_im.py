@@ -6,7 +6,7 @@
    forward/backward and one forward per target, then the update's own
    forward/backward: about 11× a single step).
 2. ``tip_im.md`` (claims, with verdicts) and ``tip_im_full.md`` (every model):
-   the §5.1 protocol of :mod:`facelab.experiments.tip_im` on the offline set,
+   the §5.1 protocol of :mod:`facelab.experiments.tip_im` on the offline set (or ``--data``),
    one white-box surrogate (mobileface), every other pool model a black box:
    (a) multi-target TIP-IM beats the single-target baseline on black-box
    Rank-1-T (Table 2); (b) raising γ raises PSNR and SSIM (Table 3);
@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from facelab.experiments.tip_im import run_protocol, summarize
+from facelab.faces import face_set
 from facelab.metrics.claims import compare_paired, paired_bootstrap_ci, verdict
 from facelab.methods.tip_im import tip_im
 from facelab.models import load
@@ -146,7 +147,11 @@ def claims(args, fast: bool) -> None:
     settings = [("single", 0.0), ("random", 0.0), ("G2", 0.0), ("G1", 0.0)] + [("G", g) for g in gammas]
     black = ("mobilefacenet", "faceapi-resnet") if fast else None
     t0 = time.perf_counter()
-    rows = run_protocol(surrogate="mobileface", black_boxes=black, settings=settings, steps=steps, eps=EPS,
+    data = getattr(args, "data", None) or "offline"
+    faces = face_set(data)
+    command = "python -m benchmarks tip_im" + ("" if data == "offline" else f" --data {data}")
+    data_name = "facelab offline set" if data == "offline" else f"{faces.name} ({faces.credit})"
+    rows = run_protocol(faces, surrogate="mobileface", black_boxes=black, settings=settings, steps=steps, eps=EPS,
                         alpha=ALPHA, mu=MU, probes_per_identity=probes, max_gallery_per_identity=4, seed=0)
     total = time.perf_counter() - t0
     summ = summarize(rows)
@@ -164,7 +169,7 @@ def claims(args, fast: bool) -> None:
          _paired(rows, ("G",), (m,))]
         for m in ("G1", "G2", "random")
     ]
-    note = (f"Data: facelab offline set, {rows[0]['mode']} protocol, {n} protected probes, {rows[0]['targets']} target "
+    note = (f"Data: {data_name}, {rows[0]['mode']} protocol, {n} protected probes, {rows[0]['targets']} target "
             f"identities per probe, gallery of {rows[0]['gallery']} images (capped at 4 per identity). Surrogate (white "
             f"box): mobileface; {len(black_models)} black-box models: {', '.join(black_models)}. "
             f"ε = 12/255 (L∞), α = 1.5/255, μ = 1, T = {steps}; D_f on L2-normalised features; MMD on pixels with "
@@ -178,11 +183,11 @@ def claims(args, fast: bool) -> None:
             f"baseline is scored against its one target, every other method against its k targets, so their chance "
             f"levels differ. 'seconds' is wall time on a shared machine (noisy). Total time {total / 60:.1f} min.")
     write_table(args.out / "tip_im.md", "TIP-IM: the paper's qualitative claims on facelab's pool",
-                "python -m benchmarks tip_im", ["claim", "measured", "verdict and statistics"],
+                command, ["claim", "measured", "verdict and statistics"],
                 claim_rows, note + "\n\n## Summary per method\n\n" + summ.to_markdown())
     cols = ["method", "gamma", "model", "box", "R1-T", "chance R1-T", "R5-T", "chance R5-T", "R1-UT", "R5-UT",
             "PSNR", "SSIM", "MMD", "seconds"]
-    text = (f"# TIP-IM: every model (offline set)\n\nCommand: `python -m benchmarks tip_im`  \n"
+    text = (f"# TIP-IM: every model ({'offline set' if data == 'offline' else faces.name})\n\nCommand: `{command}`  \n"
             f"Machine: {machine_line(torch.get_num_threads())}\n\n{note}\n\n{rows.to_markdown(cols)}\n")
     (args.out / "tip_im_full.md").write_text(text)
 
