@@ -21,6 +21,8 @@ from typing import Collection, Sequence
 import numpy as np
 import torch
 
+from .. import validate as V
+
 
 def _scores(scores) -> np.ndarray:
     s = scores.detach().cpu().double().numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores, np.float64)
@@ -34,8 +36,7 @@ def _scores(scores) -> np.ndarray:
 def top_n(scores, n: int) -> np.ndarray:
     """Indices of the n most similar gallery images per probe, best first: (P, min(n, G))."""
     s = _scores(scores)
-    if n < 1:
-        raise ValueError("n must be >= 1")
+    n = V.integer(n, "n", hint="how many of the best-ranked gallery images count")
     return np.argsort(-s, axis=1, kind="stable")[:, :n]
 
 
@@ -78,7 +79,15 @@ def rank_n_untargeted(scores, gallery_labels: Sequence, true_labels: Sequence, n
 
 def similarity_matrix(model, probes: torch.Tensor, gallery: torch.Tensor, batch: int = 64,
                       gallery_embeddings: torch.Tensor | None = None) -> torch.Tensor:
-    """(P, G) similarities under ``model``'s own metric (no gradient)."""
+    """(P, G) similarities under ``model``'s own metric (no gradient).
+
+    For a face model (one with an ``input_size``, e.g. a :class:`FaceModel`)
+    ``probes`` and ``gallery`` are checked as float [0,1] NCHW image batches."""
+    if getattr(model, "input_size", None) is not None:
+        probes = V.images(probes, "probes")
+        if gallery_embeddings is None:
+            gallery = V.images(gallery, "gallery")
+    batch = V.integer(batch, "batch")
     with torch.no_grad():
         emb = lambda x: torch.cat([model(x[i : i + batch]) for i in range(0, x.shape[0], batch)])  # noqa: E731
         p = emb(probes)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import validate as V
+
 
 def _np(scores) -> np.ndarray:
     if isinstance(scores, torch.Tensor):
@@ -13,7 +15,8 @@ def _np(scores) -> np.ndarray:
     if a.size == 0:
         raise ValueError("no scores given")
     if not np.isfinite(a).all():
-        raise ValueError("scores contain NaN or inf")
+        raise ValueError(f"scores contain {int((~np.isfinite(a)).sum())} NaN or infinite value(s); "
+                         "check the embeddings they came from")
     return a
 
 
@@ -24,8 +27,7 @@ def threshold_at_far(impostor, far: float) -> float:
     the threshold sits just above the largest impostor score, so the
     requested FAR cannot be resolved more finely than 1/n — report n with it.
     """
-    if not 0 <= far < 1:
-        raise ValueError(f"far must be in [0,1), got {far}")
+    far = V.number(far, "far", low=0.0, high=1.0, high_open=True, hint="a false-accept rate, e.g. 0.01")
     imp = np.sort(_np(impostor))[::-1]
     k = int(np.floor(far * imp.size))
     return float(np.nextafter(imp[k], np.inf))

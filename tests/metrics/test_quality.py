@@ -33,4 +33,6 @@ def test_mmd_metric():
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(4, 3, 16, 16, generator=gen)
     assert mmd(x, x) == pytest.approx(0.0, abs=1e-5)
-    assert 0 < mmd(x + 2 / 255, x) < mmd(x + 12 / 255, x) <= 2.0
+    assert 0 < mmd((x + 2 / 255).clamp(0, 1), x) < mmd((x + 12 / 255).clamp(0, 1), x) <= 2.0
+    with pytest.raises(ValueError, match=r"x must have values in \[0,1\]"):
+        mmd(x + 12 / 255, x)  # images outside [0,1] are refused, like every metric's
