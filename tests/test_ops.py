@@ -109,3 +109,18 @@ def test_input_diversity_shape_determinism_and_probability():
     assert x.grad.abs().sum() > 0
     with pytest.raises(ValueError):
         input_diversity(x, 1.5)
+
+
+def test_affine_rotation_jitter_identity_seeding_and_shared_copies():
+    from facelab.ops import affine_rotation_jitter
+
+    x = torch.rand(2, 3, 12, 12)
+    same = affine_rotation_jitter(x, torch.Generator().manual_seed(0), std_range=(0.0, 0.0))
+    assert torch.allclose(same, x, atol=1e-5)  # no jitter: the identity warp
+    a = affine_rotation_jitter(x, torch.Generator().manual_seed(3))
+    b = affine_rotation_jitter(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and not torch.allclose(a, x, atol=1e-3)
+    rep = affine_rotation_jitter(x.repeat_interleave(4, 0), torch.Generator().manual_seed(3), repeats=4)
+    assert torch.equal(rep[0], rep[3]) and not torch.equal(rep[0], rep[4])
+    with pytest.raises(ValueError, match="multiple"):
+        affine_rotation_jitter(torch.rand(3, 3, 8, 8), repeats=2)

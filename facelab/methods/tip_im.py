@@ -51,7 +51,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import validate as V
-from ..ops import accumulate_momentum, as_models, clip_to_budget, input_diversity, lp_norm, steepest_step
+from ..ops import (
+    accumulate_momentum, affine_rotation_jitter, as_models, clip_to_budget, input_diversity, lp_norm, steepest_step,
+)
 from ..ops.augment import self_augmentation
 from ..ops.budget import Norm
 from ..ops.mmd import DEFAULT_BANDWIDTHS, gaussian_kernel_matrix, mmd
@@ -59,6 +61,8 @@ from ..steps import Step
 
 Gain = Literal["G", "G1", "G2", "random", "single"]
 GAINS: tuple[str, ...] = ("G", "G1", "G2", "random", "single")
+Variant = Literal["paper", "released_code"]
+VARIANTS: tuple[str, ...] = ("paper", "released_code")
 Models = nn.Module | Sequence[nn.Module]
 
 
@@ -114,10 +118,11 @@ def tip_im(
     norm: Norm = "linf",
     gain: Gain = "G",
     target_index: int | torch.Tensor | None = None,
-    normalize: bool = True,
+    normalize: bool | None = None,
     mmd_batch: int = 16,
     bandwidths: Sequence[float] = DEFAULT_BANDWIDTHS,
     diversity_prob: float = 0.0,
+    variant: Variant = "paper",
     monitor: Sequence[nn.Module] = (),
     seed: int = 0,
 ) -> Iterator[Step]:
@@ -145,6 +150,23 @@ def tip_im(
     diversity (not in the paper; TIP-IM's public code does it).
     ``monitor``: black-box models only watched (no gradient).
 
+    ``variant``: ``"paper"`` is Alg. 1 as written (above).  ``"released_code"``
+    follows the authors' released ``run.py`` where it differs from the paper:
+    (1) each candidate's proposal step carries the momentum,
+    x̂(x') = Π(x − α·s(μ·g + ∇J(x')/‖∇J(x')‖₁)), and the winner's
+    accumulated gradient becomes g (the paper proposes plain gradient steps
+    and applies momentum only to the winner's update); with γ > 0 the MMD
+    gradient is part of every candidate's step; (2) input diversity every
+    iteration: a random affine jitter plus a rotation
+    (:func:`facelab.ops.affine_rotation_jitter`), shared by all candidates of
+    an image, instead of ``diversity_prob``'s resize-and-pad; (3) the gains
+    on plain (not squared) L2 distances of raw features, and raw features
+    (``normalize`` defaults to False) for the identity loss.  Its own
+    defaults are the L2 norm, 100 iterations and α = 1.5·ε/iters; facelab
+    keeps its defaults and its norms (the released "l2" mode clips each pixel
+    to ±ε; facelab's ``norm="l2"`` projects onto the L2 ball), so pass
+    ``steps``/``alpha`` to match the code.
+
     Yields T + 1 Steps; i = 0 is the unprotected start.
     ``losses``: ``"iden"`` (N,) min over targets of J_iden (Eq. 3) at x_i (the
     inner minimum of Eq. 2), ``"mmd"`` MMD(X_i, X^real) (Eq. 4, on the
@@ -167,7 +189,12 @@ def tip_im(
     alpha = eps / 8 if alpha is None else V.step_size(alpha, norm)
     mu = V.non_negative(mu, "mu", hint="the momentum decay of Eq. 7; 0 = no momentum")
     gamma = V.non_negative(gamma, "gamma", hint="the weight of MMD in Eq. 5; 0 = no MMD term")
-    normalize = V.flag(normalize, "normalize")
+    variant = V.choice(variant, "variant", VARIANTS)
+    released = variant == "released_code"
+    normalize = (not released) if normalize is None else V.flag(normalize, "normalize")
+    if released and diversity_prob:
+        raise ValueError('variant="released_code" brings its own input diversity (affine + rotation, every '
+                         'iteration): leave diversity_prob at 0')
     mmd_batch = V.integer(mmd_batch, "mmd_batch")
     bandwidths = _bandwidths(bandwidths)
     diversity_prob = V.probability(diversity_prob, "diversity_prob")
@@ -186,11 +213,11 @@ def tip_im(
         raise ValueError('target_index is only used with gain="single"')
     return _tip_im_steps(x, targets, attacked, watched, eps=eps, alpha=alpha, steps=steps, mu=mu, gamma=gamma,
                          norm=norm, gain=gain, target_index=target_index, normalize=normalize, mmd_batch=mmd_batch,
-                         bandwidths=bandwidths, diversity_prob=diversity_prob, seed=seed)
+                         bandwidths=bandwidths, diversity_prob=diversity_prob, released=released, seed=seed)
 
 
 def _tip_im_steps(x, targets, attacked, watched, *, eps, alpha, steps, mu, gamma, norm, gain, target_index,
-                  normalize, mmd_batch, bandwidths, diversity_prob, seed) -> Iterator[Step]:
+                  normalize, mmd_batch, bandwidths, diversity_prob, released, seed) -> Iterator[Step]:
     """The loop of :func:`tip_im`, on arguments it has checked (a generator: nothing runs before the first ``next``)."""
     n, k = x.shape[0], targets.shape[0]
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -266,28 +293,47 @@ def _tip_im_steps(x, targets, attacked, watched, *, eps, alpha, steps, mu, gamma
             chosen = fixed if gain == "single" else torch.randint(0, k, (n,), generator=gen).to(dev)
             pairs = chosen[:, None]
 
+        if update and gamma > 0:
+            xm = x_adv.clone().requires_grad_(True)
+            mmd_val = mmd_of(xm)
+            (g_mmd,) = torch.autograd.grad(mmd_val, xm)
+            mmd_val = mmd_val.detach()
         if update:
             # one forward/backward for all candidate targets: replica j of image i is paired with pairs[i, j]
             xr = x_adv.repeat_interleave(r, dim=0).requires_grad_(True)
-            x_in = input_diversity(xr, diversity_prob, generator=gen) if diversity_prob > 0 else xr
+            if released:
+                x_in = affine_rotation_jitter(xr, gen, repeats=r)
+            else:
+                x_in = input_diversity(xr, diversity_prob, generator=gen) if diversity_prob > 0 else xr
             d_real_r, d_tgt_r, raws = distances(x_in, pairs)
             j_iden = d_tgt_r - d_real_r  # (N, r): J_iden(x'_pairs, x_i), Eq. 3
             (grad,) = torch.autograd.grad(j_iden.sum(), xr)
             grad = grad.view(n, r, *x.shape[1:])
             with torch.no_grad():
                 if gain in ("G", "G1", "G2"):
-                    # Alg. 1 line 5, all candidates at once; then line 6 in one forward
-                    cand = clip_to_budget(
-                        x_adv.repeat_interleave(k, 0) - alpha * steepest_step(grad.flatten(0, 1), norm),
-                        x.repeat_interleave(k, 0), eps, norm)
+                    if released:  # each candidate steps with the momentum (and the MMD gradient)
+                        step_k = grad.flatten(0, 1) / n
+                        if gamma > 0:
+                            step_k = step_k + gamma * g_mmd.repeat_interleave(k, 0)
+                        g_k = accumulate_momentum(g.repeat_interleave(k, 0), step_k, mu) if mu > 0 else step_k
+                    else:  # Alg. 1 line 5: a plain gradient step per candidate
+                        g_k = grad.flatten(0, 1)
+                    # all candidates at once; then Alg. 1 line 6 in one forward
+                    cand = clip_to_budget(x_adv.repeat_interleave(k, 0) - alpha * steepest_step(g_k, norm),
+                                          x.repeat_interleave(k, 0), eps, norm)
                     d_c_real, d_c_tgt, _ = distances(cand, None)  # (N, k), (N, k, k)
+                    if released:  # plain L2 distances in the gains
+                        d_c_real, d_c_tgt = d_c_real.clamp_min(0).sqrt(), d_c_tgt.clamp_min(0).sqrt()
                     gains = gain_values(d_c_real[..., None] - d_c_tgt, gain)
                     chosen = gains.argmax(1)  # Eq. 8: greedy insertion of the best candidate
                     g_iden = grad[arange, chosen]
+                    if released:
+                        g_next = g_k.view(n, k, *x.shape[1:])[arange, chosen]
+                        x_next = cand.view(n, k, *x.shape[1:])[arange, chosen]
                 else:
                     g_iden = grad[:, 0]
         with torch.no_grad():
-            if not update or diversity_prob > 0:
+            if not update or diversity_prob > 0 or released:
                 d_real0, d_tgt0, raws0 = distances(x_adv, None)
             else:
                 # replicas are identical: read the current point's features off replica 0
@@ -301,12 +347,7 @@ def _tip_im_steps(x, targets, attacked, watched, *, eps, alpha, steps, mu, gamma
             if chosen is None:
                 chosen = iden_all.argmin(1)
             sims, tsims = monitor_state(x_adv, raws0)
-        if update and gamma > 0:
-            xm = x_adv.clone().requires_grad_(True)
-            mmd_val = mmd_of(xm)
-            (g_mmd,) = torch.autograd.grad(mmd_val, xm)
-            mmd_val = mmd_val.detach()
-        else:
+        if not (update and gamma > 0):
             with torch.no_grad():
                 mmd_val = mmd_of(x_adv)
         yield Step(
@@ -315,7 +356,9 @@ def _tip_im_steps(x, targets, attacked, watched, *, eps, alpha, steps, mu, gamma
             {"target": chosen, "gains": gains, "distance": dist, "norm": lp_norm(x_adv - x, norm),
              "similarity": sims, "target_similarity": tsims},
         )
-        if update:
+        if update and released and gain in ("G", "G1", "G2"):
+            g, x_adv = g_next, x_next.detach()  # the winning candidate, with its momentum
+        elif update:
             grad_j = g_iden / n  # ∇ of (1/N) Σ_i J_iden(x*_i, x_i), Eq. 6
             if gamma > 0:
                 grad_j = grad_j + gamma * g_mmd

@@ -142,3 +142,24 @@ def test_mmd_and_self_augmentation():
     m = mmd(aug(xa + 0.05), y)
     (g,) = torch.autograd.grad(m, xa)
     assert g.abs().sum() > 0
+
+
+def test_released_code_variant_holds_the_budget_and_is_seeded(model, astronaut_face, targets):
+    x = torch.cat([astronaut_face, astronaut_face.flip(-1)])
+    run = lambda seed: list(tip_im(x, targets, model, steps=3, variant="released_code", seed=seed))  # noqa: E731
+    a, b, c = run(0), run(0), run(1)
+    assert all(torch.equal(p.x, q.x) for p, q in zip(a, b))
+    assert not torch.equal(a[-1].x, c[-1].x)  # the diversity transforms come from the seed
+    for s in a:
+        assert float((s.x - x).abs().max()) <= EPS + 1e-6 and s.x.min() >= 0 and s.x.max() <= 1
+    for s in a[:-1]:
+        assert torch.equal(s.state["target"], s.state["gains"].argmax(1))
+    paper = list(tip_im(x, targets, model, steps=3))
+    assert not torch.equal(paper[-1].x, a[-1].x)
+
+
+def test_variant_options_are_checked(model, astronaut_face, targets):
+    with pytest.raises(ValueError, match="released_code"):
+        list(tip_im(astronaut_face, targets, model, steps=1, variant="code"))
+    with pytest.raises(ValueError, match="diversity_prob"):
+        list(tip_im(astronaut_face, targets, model, steps=1, variant="released_code", diversity_prob=0.5))
