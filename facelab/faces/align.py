@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import validate as V
+
 # ArcFace / insightface 112x112 five-point template: left eye, right eye, nose
 # tip, left and right mouth corners (left/right as seen in the image).
 ARCFACE_112 = np.array(
@@ -181,8 +183,10 @@ def blend_mask(size: int, feather: float = 0.12, shape: str = "rect") -> torch.T
     ``feather`` is the width of the falloff as a fraction of the crop side;
     ``shape`` is ``"rect"`` (the whole crop) or ``"ellipse"`` (the face oval).
     """
-    if not 0 < feather <= 0.5:
-        raise ValueError(f"feather must be in (0, 0.5], got {feather}")
+    size = V.integer(size, "size", minimum=1)
+    shape = V.choice(shape, "mask", ("rect", "ellipse"))
+    feather = V.number(feather, "feather", low=0.0, high=0.5, low_open=True,
+                       hint="the falloff width as a fraction of the crop side, e.g. 0.12")
     c = (torch.arange(size, dtype=torch.float32) + 0.5) / size  # pixel centres in (0, 1)
     y, x = torch.meshgrid(c, c, indexing="ij")
     if shape == "rect":
@@ -214,6 +218,8 @@ def paste_back(
     visible seam.  Returns a new tensor shaped like ``original`` (a leading batch
     dimension of 1 is kept); gradients flow to ``crop``.
     """
+    V.image(original, "original")  # finite, in [0,1]: checked once here, the dtype is kept
+    V.image(crop, "crop")
     batched = original.ndim == 4
     orig = _as_chw(original, "original")
     crop = _as_chw(crop, "crop")
@@ -226,9 +232,15 @@ def paste_back(
     if isinstance(mask, str):
         m = blend_mask(s, feather, mask)
     else:
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError(f"mask must be 'rect', 'ellipse' or a (S, S) tensor in [0,1]; got {type(mask).__name__}")
         m = mask if mask.ndim == 3 else mask[None]
         if m.shape != (1, s, s):
             raise ValueError(f"mask must be (S, S) or (1, S, S) with S={s}, got {tuple(mask.shape)}")
+        lo, hi = torch.aminmax(m.detach().float())
+        if not (0.0 <= float(lo) and float(hi) <= 1.0):  # NaN fails both
+            raise ValueError(f"mask values must be finite and in [0,1] (1 = the crop, 0 = the photo); "
+                             f"got min {float(lo):.3g}, max {float(hi):.3g}")
     m = m.to(device=crop.device, dtype=crop.dtype)
     roi = _roi(transform.crop_corners_in_image(), h, w, margin=1)
     if roi is None:

@@ -126,8 +126,15 @@ def detect_faces(
     Returns :class:`Detections` (possibly empty) sorted by box area, largest
     first, keeping faces with an MTCNN probability of at least ``min_score``.
     """
+    from .. import validate as V
+
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"detect_faces expects a float (H, W, 3) numpy array in [0, 1] (see facelab.faces.read_image); "
+                        f"got {type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"detect_faces expects an (H, W, 3) RGB array, got shape {image.shape}")
+    min_score = V.probability(min_score, "min_score", hint="the MTCNN face probability to accept, e.g. 0.9")
+    max_side = V.integer(max_side, "max_side", minimum=MIN_SIDE, hint="the longer side of the detection copy in pixels")
     h, w = image.shape[:2]
     if min(h, w) < MIN_SIDE:
         return Detections.empty()

@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# A decompression-bomb guard that still admits big camera images (~200 MP).
+# Encoded images (files, bytes) with more pixels than this are refused before
+# they are decoded: a decompression-bomb guard that still admits big camera
+# images (200 MP, about 2.4 GB as float32 RGB).  Arrays and tensors are taken
+# as given (they are already in memory).
 MAX_PIXELS = 200_000_000
 
 
@@ -64,7 +68,13 @@ def _open_pil(source, name: str) -> Image.Image:
     old_max = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-        img = opener()
+        with warnings.catch_warnings():  # Pillow only warns up to 2x its limit: refused below instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = opener()  # reads the header only
+        if img.size[0] * img.size[1] > MAX_PIXELS:
+            raise Image.DecompressionBombError(
+                f"{img.size[0]}x{img.size[1]} = {img.size[0] * img.size[1] / 1e6:.0f} MP, more than the "
+                f"{MAX_PIXELS / 1e6:.0f} MP facelab reads (facelab.faces.io.MAX_PIXELS); downscale it first")
         img.load()  # force the full decode now: truncated files fail here
     except UnidentifiedImageError as exc:
         raise ImageReadError(f"{name} is not an image file Pillow can read (unknown or corrupt format)") from exc
@@ -273,10 +283,15 @@ def load_image(
     """
     import torch
 
+    from .. import validate as V
     from .align import similarity_transform, template, warp_crop
-    from .detect import DEFAULT_MAX_SIDE, Detections, detect_faces
+    from .detect import DEFAULT_MAX_SIDE, MIN_SIDE, Detections, detect_faces
 
     template(size)  # validates size early
+    min_score = V.probability(min_score, "min_score", hint="the MTCNN face probability to accept, e.g. 0.9")
+    max_faces = V.optional_integer(max_faces, "max_faces", hint="the most faces to keep, largest first; None = all")
+    max_side = V.optional_integer(max_side, "max_side", minimum=MIN_SIDE,
+                                  hint="the longer side of the detection copy in pixels, e.g. 1280")
     name = name or describe(source)
     arr = read_image(source, name)
     h, w = arr.shape[:2]
@@ -289,8 +304,10 @@ def load_image(
         lm = np.asarray(landmarks, dtype=np.float64)
         if lm.shape == (5, 2):
             lm = lm[None]
-        if lm.ndim != 3 or lm.shape[1:] != (5, 2):
-            raise ValueError(f"landmarks must have shape (5, 2) or (N, 5, 2), got {np.shape(landmarks)}")
+        if lm.ndim != 3 or lm.shape[1:] != (5, 2) or lm.shape[0] == 0:
+            raise ValueError(f"landmarks must have shape (5, 2) or (N, 5, 2) with N >= 1, got {np.shape(landmarks)}")
+        if not np.isfinite(lm).all():
+            raise ValueError("landmarks contain NaN or infinite values; pass five finite (x, y) points per face")
         boxes = np.concatenate([lm.min(1), lm.max(1)], axis=1)
         dets = Detections(boxes.astype(np.float32), lm.astype(np.float32), np.full(len(lm), np.nan, np.float32))
     if max_faces is not None:
