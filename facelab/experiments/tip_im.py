@@ -183,10 +183,18 @@ def _load(m) -> nn.Module:
     return m
 
 
-def _settings(methods: Iterable[str], gammas: Iterable[float], settings) -> list[tuple[str, float]]:
-    if settings is not None:
-        return [(str(m), float(g)) for m, g in settings]
-    return [(m, float(g)) for m in methods for g in gammas]
+def _settings(methods: Iterable[str], gammas: Iterable[float], settings) -> list[tuple[str, float, dict]]:
+    """(gain, γ, extra keyword arguments) per setting; a setting may be (gain, γ) or
+    (gain, γ, {"label": row name, **tip_im arguments that override the run's})."""
+    if settings is None:
+        return [(m, float(g), {}) for m in methods for g in gammas]
+    out = []
+    for item in settings:
+        m, g, *extra = item
+        if len(extra) > 1 or (extra and not isinstance(extra[0], dict)):
+            raise ValueError(f"a setting is (gain, gamma) or (gain, gamma, dict of options); got {item!r}")
+        out.append((str(m), float(g), dict(extra[0]) if extra else {}))
+    return out
 
 
 def protect(protocol: Protocol, crops: torch.Tensor, surrogate: nn.Module, method: str = "G", gamma: float = 0.0,
@@ -207,7 +215,7 @@ def run_protocol(
     black_boxes: Sequence[str | nn.Module] | None = None,
     methods: Sequence[str] = ("single", "G"),
     gammas: Sequence[float] = (0.0,),
-    settings: Sequence[tuple[str, float]] | None = None,
+    settings: Sequence[tuple] | None = None,
     n_targets: int = 10,
     probes_per_identity: int = 4,
     max_protected: int | None = 500,
@@ -218,8 +226,10 @@ def run_protocol(
     log: Callable[[str], None] | None = print,
     **tip_kw,
 ) -> Table:
-    """Run TIP-IM (each method × γ, or the explicit ``settings`` pairs) on the
-    protocol of :func:`make_protocol` and evaluate every model.
+    """Run TIP-IM (each method × γ, or the explicit ``settings``) on the
+    protocol of :func:`make_protocol` and evaluate every model.  A setting is
+    ``(gain, γ)`` or ``(gain, γ, {"label": row name, **tip_im options})``, the
+    options overriding ``tip_kw`` for that setting (e.g. another ``variant``).
 
     ``face_set``: an :class:`facelab.faces.IdentitySet` (default: the offline
     set); ``surrogate``: the white-box model; ``black_boxes``: default every
@@ -272,8 +282,8 @@ def run_protocol(
         counts = [sum(lab in t for lab in gal_labels) for t in sets]
         return {f"chance R{n}-T": float(np.mean([chance_top_n(len(gal_labels), k, n) for k in counts])) for n in ns}
 
-    def evaluate(images: torch.Tensor, method: str, gamma: float, seconds: float) -> None:
-        targets_scored = own_sets if method == "single" else tgt_sets
+    def evaluate(images: torch.Tensor, method: str, gamma: float, seconds: float, gain: str | None = None) -> None:
+        targets_scored = own_sets if (gain or method) == "single" else tgt_sets
         per_psnr, per_ssim = psnr(images, x0).clamp(max=99), ssim(images, x0)
         quality = {"PSNR": float(per_psnr.mean()), "SSIM": float(per_ssim.mean()), "MMD": mmd_metric(images, x0),
                    "PSNR per probe": per_psnr.tolist(), "SSIM per probe": per_ssim.tolist()}
@@ -287,11 +297,12 @@ def run_protocol(
                          "seconds": seconds, "surrogate": sur.name, "data": face_set.name, "mode": protocol.mode})
 
     evaluate(x0, "clean", float("nan"), 0.0)
-    for method, gamma in _settings(methods, gammas, settings):
+    for gain, gamma, extra in _settings(methods, gammas, settings):
+        method = extra.pop("label", gain)
         t0 = time.perf_counter()
-        adv = protect(protocol, crops, sur, method, gamma, seed=seed, **tip_kw)
+        adv = protect(protocol, crops, sur, gain, gamma, seed=seed, **{**tip_kw, **extra})
         dt = time.perf_counter() - t0
-        evaluate(adv, method, gamma, dt)
+        evaluate(adv, method, gamma, dt, gain)
         if log:
             bb = rows.where(method=method, gamma=gamma, box="black")
             log(f"{method:6s} γ={gamma:<4g} {dt:6.1f}s  black-box R1-T {np.mean(bb.column('R1-T')):.3f}  "
