@@ -39,7 +39,8 @@ def match_rates(model: nn.Module, reference: torch.Tensor, probes: torch.Tensor,
 
 @torch.no_grad()
 def evaluate(em: ErasableMask, x: torch.Tensor, attributes: torch.Tensor, face_models: Mapping[str, nn.Module],
-             far: float = 0.01, distortion: tuple[str, float] | None = None, seed: int = 0) -> dict:
+             far: float = 0.01, distortion: tuple[str, float] | None = None, seed: int = 0,
+             edited: bool = True) -> dict:
     """Protect ``x`` with target ``attributes`` (N, n), erase, and score.
 
     Returns {"n", "far", "distortion", "psnr_protected", "psnr_restored",
@@ -47,7 +48,7 @@ def evaluate(em: ErasableMask, x: torch.Tensor, attributes: torch.Tensor, face_m
     "asr", "esr", "match_edited"}}, "outcomes": {name: {"protected_match",
     "restored_match"} per face, for paired tests}}."""
     x = em.check_faces(x)
-    x_b = em.edit(x, attributes)
+    x_b = em.edit(x, attributes) if edited else None
     x_p = em.protect(x, attributes)
     if distortion is not None:
         gen = torch.Generator().manual_seed(seed)
@@ -57,14 +58,14 @@ def evaluate(em: ErasableMask, x: torch.Tensor, attributes: torch.Tensor, face_m
         "n": int(x.shape[0]), "far": far, "distortion": distortion,
         "psnr_protected": float(psnr(x_p, x).mean()), "psnr_restored": float(psnr(x_r, x).mean()),
         "ssim_protected": float(ssim(x_p, x).mean()), "ssim_restored": float(ssim(x_r, x).mean()),
-        "psnr_protected_vs_edited": float(psnr(x_p, x_b).mean()),
+        "psnr_protected_vs_edited": float(psnr(x_p, x_b).mean()) if edited else None,
         "models": {}, "outcomes": {},
     }
     for name, m in face_models.items():
         prot, t = match_rates(m, x, x_p, far)
         rest, _ = match_rates(m, x, x_r, far)
-        edit, _ = match_rates(m, x, x_b, far)
+        edit = match_rates(m, x, x_b, far)[0].float().mean().item() if edited else None
         out["models"][name] = {"threshold": t, "asr": float((~prot).float().mean()), "esr": float(rest.float().mean()),
-                               "match_edited": float(edit.float().mean())}
+                               "match_edited": edit}
         out["outcomes"][name] = {"protected_match": prot.tolist(), "restored_match": rest.tolist()}
     return out
