@@ -354,16 +354,17 @@ def train_and_save(scale: str = "teaching", name: str = "erasable_mask", seed: i
     data = offline_faces(net_cfg.size, seed=seed, log=log)
     sur = {n: models.load(n) for n in surrogates}
     log(f"training ErasableMask ({scale}): {data.description}; surrogates {list(sur)}")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     hist = history(_logged(train(model, data, sur, train_cfg), log), keep_every=10, max_kept=50)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     final = _final_losses(hist)
     model.provenance = {
         "command": command or " ".join(["python -m facelab.methods.erasable_mask", *sys.argv[1:]]),
         "scale": scale, "seed": seed, "facelab_version": __version__, "torch_version": torch.__version__,
         "data": data.description, "surrogates": list(sur), "net": net_cfg.to_dict(),
         "train": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(train_cfg).items()},
-        "final_losses": final, "train_seconds": round(seconds, 1), "iterations": hist.iterations[-1],
+        "final_losses": final, "train_seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
+        "load_average": round(os.getloadavg()[0], 2), "iterations": hist.iterations[-1],
         "threads": torch.get_num_threads(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if save:
