@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import faces, models, overhead, pmask, targeted_anonymization, tip_im
+from . import erasable_mask, faces, pmask, models, overhead, targeted_anonymization, tip_im
 
 SUITES = {
     "models": models.main,
@@ -13,6 +13,7 @@ SUITES = {
     "faces": faces.main,
     "tip_im": tip_im.main,
     "targeted_anonymization": targeted_anonymization.main,
+    "erasable_mask": erasable_mask.main,
     "pmask": pmask.main,
 }
 
