@@ -56,7 +56,7 @@ def _from_pil(img: Image.Image, name: str) -> Photo:
     if img.mode.startswith("I;16") or img.mode in ("I", "F"):
         raise ImageReadError(f"{name}: {img.mode} images (16-bit or float) are not supported for protection; "
                              "convert the photo to 8-bit RGB first")
-    rgba = np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
+    rgba = np.array(img.convert("RGBA" if has_alpha else "RGB"))  # writable: torch.from_numpy shares it
     if has_alpha:
         return Photo(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]), name)
     return Photo(np.ascontiguousarray(rgba), None, name)

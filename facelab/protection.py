@@ -75,10 +75,31 @@ class Recipe:
 
 
 def _baseline(name: str):
+    """A gradient baseline with the method's own defaults, started from a dithered photo.
+
+    Dodging maximises the distance from the face's own embedding, and at the
+    clean photo that similarity is at its maximum: its gradient is zero, so a
+    sign step from the clean start follows floating-point round-off (or, in a
+    photo region, does not move at all).  protect therefore starts the method
+    from the photo plus a seeded ±1/255 dither (drawn from ``seed``); the final
+    clip to ±ε around the original pixels keeps the budget exact.  I-FGSM and
+    MI-FGSM take α = 2ε/steps unless given (their own default is ε/steps): with
+    the alignment jitter the gradients disagree from step to step, and a step of
+    ε/steps then never reaches the ε-ball's corners (measured on the astronaut,
+    mobileface, 10 steps: re-checked similarity 0.348 at ε/steps, 0.185 at 2ε/steps,
+    threshold 0.291).
+    """
+
     def call(x, views, wrap, p):
         from . import methods
 
-        return getattr(methods, name)(x, views, **p)
+        p = dict(p)
+        if name in ("ifgsm", "mifgsm"):
+            p.setdefault("alpha", 2.0 * p["eps"] / p.get("steps", 10))
+
+        gen = torch.Generator(device="cpu").manual_seed(int(p.get("seed", 0)))
+        dither = (torch.randint(-1, 2, x.shape, generator=gen).to(x.device, x.dtype)) / 255.0
+        return getattr(methods, name)((x + dither).clamp(0, 1), views, **p)
 
     return call
 
@@ -416,6 +437,7 @@ def protect(
     jpeg_quality: int | None = 95,
     progress: bool = False,
     min_score: float = 0.9,
+    jitter: float = 0.02,
     device=None,
     **params,
 ) -> Protected:
@@ -431,6 +453,14 @@ def protect(
     ``recheck``: re-detect the protected pixels and score again;
     ``jpeg_quality``: also score the photo after JPEG at this quality (None: skip).
     ``progress``: a tqdm bar per face.
+    ``jitter``: the attacked models see the face through an alignment moved by
+    a fresh random similarity at every gradient step (shift up to 2 % of the
+    crop, scale ±2 %, rotation ±0.02 rad by default; 0 disables).  Re-detecting
+    a protected face gives slightly different landmarks than the clean one, and
+    a perturbation fitted to one exact alignment loses much of its effect on
+    re-detection (measured: mobileface, MI-FGSM 10 steps at α = 2ε/10 on the
+    astronaut: similarity 0.043 re-checked vs −0.337 in place without jitter;
+    0.185 vs 0.202 with it).
 
     Returns :class:`Protected` (``.image``, ``.save(path)``, ``.report``).
     Raises :class:`ProtectError` for an unusable request,
@@ -470,12 +500,13 @@ def protect(
         alpha = None
         if pic.alpha is not None:
             alpha = torch.from_numpy(pic.alpha[ys, xs])[None].to(device, torch.float32) / 255.0
-        views = [RegionView(m, region, alpha) for m in attacked]
+        views = [RegionView(m, region, alpha, jitter=jitter, seed=i) for i, m in enumerate(attacked)]
         pool_views = [RegionView(m, region, alpha) for m in pool_models]
         mask = footprint(pool_views, region, device)
 
         def wrap(model, region=region, alpha=alpha):
-            return RegionView(_load_model(model, device) if isinstance(model, str) else model, region, alpha)
+            return RegionView(_load_model(model, device) if isinstance(model, str) else model, region, alpha,
+                              jitter=jitter)
 
         total = None if recipe.steps_key is None else int(params.get(recipe.steps_key, recipe.default_steps)) + 1
         gen = recipe.call(current.float() / 255.0, views, wrap, params)

@@ -131,15 +131,33 @@ class RegionView(nn.Module):
     RGBA photo.  ``name``, ``similarity``, ``threshold``, ``metric``,
     ``input_size`` and ``embedding_dim`` are the wrapped model's; ``layers``
     warps too, so methods reading intermediate layers work unchanged.
+
+    ``jitter`` > 0 moves the alignment by a fresh random similarity (seeded by
+    ``seed``) in every forward pass that records gradients: expectation over
+    transformation (Athalye et al., 2018) over alignment, because re-detecting
+    a protected face gives slightly different landmarks than the clean one.
     """
 
-    def __init__(self, model: nn.Module, region: FaceRegion, alpha: torch.Tensor | None = None):
+    def __init__(self, model: nn.Module, region: FaceRegion, alpha: torch.Tensor | None = None,
+                 jitter: float = 0.0, seed: int = 0):
         super().__init__()
         self.model = model
         self.region = region
         self.size = int(getattr(model, "input_size", 112))
         self.transform = region.transform(self.size)
+        self.jitter = float(jitter)
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.register_buffer("alpha", alpha if alpha is not None else None, persistent=False)
+
+    def _jittered(self) -> SimilarityTransform:
+        """The alignment moved by a random similarity about the crop centre: shift up to
+        ``jitter``·S pixels, scale within 1 ± ``jitter``, rotation within ± ``jitter`` rad."""
+        u = (torch.rand(4, generator=self.generator, dtype=torch.float64) * 2 - 1).numpy() * self.jitter
+        c = (self.size - 1) / 2.0
+        a = (1.0 + u[0]) * np.array([[math.cos(u[1]), -math.sin(u[1])], [math.sin(u[1]), math.cos(u[1])]])
+        t = np.array([c, c]) - a @ np.array([c, c]) + u[2:] * self.size
+        m = self.transform.matrix
+        return SimilarityTransform(np.hstack([a @ m[:, :2], (a @ m[:, 2] + t)[:, None]]), self.size, self.region.shape)
 
     def __getattr__(self, name: str):
         try:
@@ -158,7 +176,9 @@ class RegionView(nn.Module):
             return x
         if self.alpha is not None:
             x = x * self.alpha + (1.0 - self.alpha)
-        return warp_region(x, self.transform).clamp(0, 1)
+        # jitter only where gradients are taken: scores and references stay on the exact alignment
+        t = self._jittered() if self.jitter > 0 and torch.is_grad_enabled() else self.transform
+        return warp_region(x, t).clamp(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(self.view(x))
