@@ -1,9 +1,11 @@
 """Every method is a generator of :class:`facelab.steps.Step` (see docs/architecture.md)."""
 from .baselines import fgsm, ifgsm, mifgsm, pgd
 from .targeted_anonymization import average_features, targeted_anonymization, targeted_anonymization_baseline
+from .fawkes import fawkes
+from .pmask import pmask
 from .tip_im import tip_im
 
 __all__ = [
     "fgsm", "ifgsm", "pgd", "mifgsm", "targeted_anonymization", "targeted_anonymization_baseline",
-    "average_features", "tip_im",
+    "average_features", "tip_im", "pmask", "fawkes",
 ]
