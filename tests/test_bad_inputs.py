@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import shutil
 import signal
@@ -299,6 +300,21 @@ def cli_damaged_cache_at_calibrate(ctx: Ctx):
     return ctx.cli("calibrate", "--models", "mobileface", "--out", str(ctx.tmp / "th.json"))
 
 
+def calibrate_updates_its_own_file_and_force_replaces_a_user_file(ctx: Ctx):
+    ctx.monkeypatch.setattr("facelab.faces.offline_set", lambda: _tiny_set())
+    own = ctx.tmp / "th.json"
+    own.write_text(json.dumps({"models": {"earlier": {"metric": "cosine", "thresholds": {"0.01": 0.5}}}}))
+    assert ctx.cli("calibrate", "--models", "mobileface", "--out", str(own)) == (0, "")
+    table = json.loads(own.read_text())
+    assert set(table["models"]) == {"earlier", "mobileface"} and table["written_by"] == "facelab calibrate"
+    user = ctx.tmp / "notes.json"
+    user.write_text("[1, 2, 3]")
+    assert ctx.cli("calibrate", "--models", "mobileface", "--out", str(user), "--force") == (0, "")
+    assert set(json.loads(user.read_text())["models"]) == {"mobileface"}
+    assert sorted(p.name for p in ctx.tmp.iterdir()) == ["notes.json", "th.json"]  # no temporary file left
+    return OK
+
+
 def _tiny_set():
     from facelab.faces import IdentitySet
 
@@ -443,6 +459,7 @@ CASES = [
     # --- CLI ---
     ("cli-calibrate-out-user-file", calibrate_out_existing_user_file, CLI, r"package\.json exists.*--force", ()),
     ("cli-calibrate-out-folder", calibrate_out_folder, CLI, r"is a folder", ()),
+    ("cli-calibrate-updates-own-file", calibrate_updates_its_own_file_and_force_replaces_a_user_file, OK, "", W),
     ("cli-calibrate-bogus-model", lambda c: c.cli("calibrate", "--models", "bogus"), CLI,
      r"unknown model\(s\) 'bogus'.*available: .*mobileface", ()),
     ("cli-calibrate-min-faces-0", lambda c: c.cli("calibrate", "--data", "lfw", "--min-faces", "0"), CLI,
