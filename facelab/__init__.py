@@ -16,6 +16,6 @@ __all__ = ["Step", "History", "run", "history", "protect", "models", "faces", "o
 def __getattr__(name: str):
     if name == "protect":  # the function (module: facelab.protection)
         return import_module(".protection", __name__).protect
-    if name in {"models", "faces", "ops", "methods", "metrics", "viz", "cache"}:
+    if name in {"models", "faces", "ops", "methods", "metrics", "viz", "cache", "validate"}:
         return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'facelab' has no attribute {name!r}")
