@@ -8,6 +8,7 @@ choice (:func:`run`, :func:`history`).
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
@@ -111,7 +112,7 @@ class History:
 
 
 def history(steps: Iterable[Step], keep_every: int = 1, max_kept: int | None = 200, device: str = "cpu",
-            progress: bool | str = False, total: int | None = None) -> History:
+            progress: bool | str = False, total: int | None = None, first: Step | None = None) -> History:
     """Drain a method, keeping a memory-bounded record of it.
 
     Keeps every ``keep_every``-th step (moved to ``device``); whenever more
@@ -128,6 +129,8 @@ def history(steps: Iterable[Step], keep_every: int = 1, max_kept: int | None = 2
     iterations: list[int] = []
     last: tuple[int, Step] | None = None
     state_curves: dict[str, list[float]] = {}
+    if first is not None:
+        steps = itertools.chain([first], steps)
     for n, step in enumerate(_progress(steps, progress, total, None)):
         iterations.append(step.i)
         for target, values in ((curves, step.scalars()), (state_curves, state_scalars(step.state))):

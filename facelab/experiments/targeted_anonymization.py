@@ -312,7 +312,7 @@ def timeline_player(hist, source=None, thresholds: Mapping[str, float] | None = 
 
     if static or (static is None and not widgets_usable()):
         return frame(len(hist.steps) - 1)
-    return scrubber(len(hist.steps), frame, interval_ms=400)
+    return scrubber(len(hist.steps), frame, interval_ms=400, iterations=[s.i for s in hist.steps])
 
 
 __all__ += ["timeline_player"]

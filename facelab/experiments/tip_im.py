@@ -412,7 +412,7 @@ def tip_im_player(hist, source: torch.Tensor, target_images: torch.Tensor | None
 
     if static or (static is None and not widgets_usable()):
         return frame(len(hist.steps) - 1)
-    return scrubber(len(hist.steps), frame, interval_ms=400)
+    return scrubber(len(hist.steps), frame, interval_ms=400, iterations=[s.i for s in hist.steps])
 
 
 def gamma_slider(results: dict, source: torch.Tensor, image_index: int = 0, static: bool | None = None):
@@ -445,21 +445,14 @@ def gamma_slider(results: dict, source: torch.Tensor, image_index: int = 0, stat
     if static or (static is None and not widgets_usable()):
         return frame(gammas)
     import ipywidgets as W
-    from IPython.display import display
 
-    slider = W.SelectionSlider(options=gammas, value=gammas[0], description="γ", continuous_update=False)
-    out = W.Output()
+    from ..viz.player import render_png
 
-    def draw(change=None):
-        with out:
-            out.clear_output(wait=True)
-            fig = frame([slider.value])
-            display(fig)
-            plt.close(fig)
-
-    slider.observe(draw, names="value")
-    draw()
-    return W.VBox([slider, out])
+    pngs = {g: render_png(frame([g])) for g in gammas}  # drawn once: moving the slider only swaps images
+    slider = W.SelectionSlider(options=gammas, value=gammas[0], description="γ", continuous_update=True)
+    image = W.Image(value=pngs[gammas[0]], format="png")
+    slider.observe(lambda change: setattr(image, "value", pngs[change["new"]]), names="value")
+    return W.VBox([slider, image])
 
 
 def model_thresholds(models: Sequence[nn.Module], face_set=None, far: float = 0.01) -> dict[str, float]:

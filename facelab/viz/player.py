@@ -6,9 +6,12 @@ shown (no ipywidgets, plain Python, some static renderers) it falls back to
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping
+import base64
+import io
+from typing import Callable, Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from ..steps import History, Step, history
@@ -43,35 +46,94 @@ def player(run: History | Iterable[Step], source: torch.Tensor | None = None, th
     return scrubber(
         len(hist.steps),
         lambda k: step_figure(hist, k, source=source, image_index=image_index, thresholds=thresholds),
-        label=lambda k: f"iteration {hist.steps[k].i} of {hist.iterations[-1]}",
+        iterations=[s.i for s in hist.steps],
         interval_ms=interval_ms,
     )
 
 
-def scrubber(n_frames: int, frame: Callable[[int], "plt.Figure"], label: Callable[[int], str] | None = None,
-             description: str = "kept step", interval_ms: int = 300):
-    """The widget behind every player: a ▶ button and a slider over
-    ``n_frames`` frames, redrawing ``frame(k)`` (a matplotlib figure) below.
-    Starts on the last frame.  Needs a widget-capable kernel."""
-    import ipywidgets as W
-    from IPython.display import display
+MAX_FRAMES = 40  # frames pre-rendered per player; longer runs are shown evenly thinned
+HINT = "facelab player: run this cell to scrub and play through the run (a saved notebook keeps no live widget)"
 
-    last = n_frames - 1
-    slider = W.IntSlider(value=last, min=0, max=last, description=description, continuous_update=False)
+
+def frame_indices(n_frames: int, max_frames: int = MAX_FRAMES) -> list[int]:
+    """Which kept steps get a frame: all of them, or ``max_frames`` evenly spread
+    (the first, the clean start, and the last always included)."""
+    if n_frames <= max_frames:
+        return list(range(n_frames))
+    return sorted(set(np.linspace(0, n_frames - 1, max_frames).round().astype(int).tolist()))
+
+
+def render_png(fig: "plt.Figure", dpi: int = 80) -> bytes:
+    """A figure as PNG bytes; the figure is closed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def scrubber(n_frames: int, frame: Callable[[int], "plt.Figure"], label: Callable[[int], str] | None = None,
+             description: str = "kept step", interval_ms: int = 300, iterations: Sequence[int] | None = None,
+             max_frames: int = MAX_FRAMES):
+    """The widget behind every player: a ▶ button, a slider and an
+    "iteration N of M" caption over pre-rendered frames of ``frame(k)``.
+
+    Every frame is drawn once, here, to a PNG; moving the slider or playing
+    only swaps which PNG the image shows, so a frame costs milliseconds
+    whatever the figure (redrawing a figure took 0.3–1.5 s, more than Play's
+    interval).  Slider position 0 is the first kept step (the clean start);
+    it starts on the last.  ``iterations[k]``: the method's iteration of
+    frame ``k`` (for the caption; ``label`` overrides it).  Runs with more
+    than ``max_frames`` kept steps are evenly thinned.  Needs a widget-capable
+    kernel.
+    """
+    import ipywidgets as W
+
+    picks = frame_indices(n_frames, max_frames)
+    pngs = [render_png(frame(k)) for k in picks]
+    if label is None:
+        if iterations is not None:
+            label = lambda k: f"iteration {iterations[k]} of {iterations[-1]}"  # noqa: E731
+        else:
+            label = lambda k: f"frame {k + 1} of {n_frames}"  # noqa: E731
+    last = len(picks) - 1
+    slider = W.IntSlider(value=last, min=0, max=last, description=description, continuous_update=True)
     play = W.Play(value=last, min=0, max=last, interval=interval_ms)
     W.jslink((play, "value"), (slider, "value"))
-    out = W.Output()
+    image = W.Image(value=pngs[last], format="png")
     caption = W.Label()
 
     def draw(change=None) -> None:
-        if label is not None:
-            caption.value = label(slider.value)
-        with out:
-            out.clear_output(wait=True)
-            fig = frame(slider.value)
-            display(fig)
-            plt.close(fig)
+        k = slider.value
+        caption.value = label(picks[k])
+        image.value = pngs[k]
 
     slider.observe(draw, names="value")
     draw()
-    return W.VBox([W.HBox([play, slider, caption]), out])
+    return Player([W.HBox([play, slider, caption]), image], static_png=pngs[last])
+
+
+def _player_class():
+    import ipywidgets as W
+
+    class _Player(W.VBox):
+        """A VBox whose saved output also carries a static PNG of the last frame and a
+        one-line hint, for viewers that cannot restore live widgets."""
+
+        def __init__(self, children, static_png: bytes):
+            super().__init__(children)
+            self._static_png = static_png
+
+        def _repr_mimebundle_(self, **kwargs):
+            data = super()._repr_mimebundle_(**kwargs)
+            if isinstance(data, tuple):
+                data = data[0]
+            data = dict(data or {})
+            data["text/plain"] = HINT
+            data["image/png"] = base64.b64encode(self._static_png).decode("ascii")
+            return data
+
+    return _Player
+
+
+def Player(children, static_png: bytes):  # noqa: N802 - builds the widget class lazily (ipywidgets is optional)
+    return _player_class()(children, static_png)
