@@ -29,7 +29,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 DEFAULT_ATTRIBUTES = ("male", "young", "smiling")
