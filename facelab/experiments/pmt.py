@@ -1,0 +1,151 @@
+"""PMT's evaluation (Wang et al., §6) on a facelab identity set.
+
+:func:`make_protocol` picks the faces to obfuscate ("probes") and the pairs
+Eq. 10's strict accuracy is scored on: probes come one per identity with two
+or more photos (round-robin, so the two video subjects do not dominate);
+each probe is paired with up to ``genuine`` other photos of its identity
+(y = 1) and ``impostors`` photos of other identities (y = 0).  Pairs of one
+probe share x̃₁ and are correlated; every table says so.
+
+For the reconstruction attacks, the probes whose identity has no video
+(``recon_test``) are held out: RecFace trains on every face of the other
+identities plus extra video frames, never on a test identity.
+
+Statistics (:func:`sign_test`, :func:`paired_summary`): exact two-sided sign
+tests on paired outcomes (decisions of one pair and model under two
+settings; per-image values under two conditions) and percentile bootstrap
+CIs of the mean paired difference.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .. import steps as _steps
+from ..methods.pmt import pmt
+from ..metrics.privacy import strict_accuracy
+
+
+@dataclass
+class Protocol:
+    probes: list[int]
+    pair_probe: list[int]      # position in probes of each pair's x1
+    pair_partner: list[int]    # crop index of each pair's x2
+    pair_y: list[int]
+    recon_test: list[int]      # positions in probes held out from RecFace training
+    recon_train: list[int]     # crop indices RecFace may train on
+    note: str = ""
+
+    def describe(self, labels: Sequence[str]) -> str:
+        ids = {labels[p] for p in self.probes}
+        g = sum(self.pair_y)
+        return (f"{len(self.probes)} probes of {len(ids)} identities; {len(self.pair_y)} pairs "
+                f"({g} genuine, {len(self.pair_y) - g} impostor); reconstruction test: {len(self.recon_test)} probes "
+                f"of identities absent from RecFace's {len(self.recon_train)} training faces (+ video frames).")
+
+
+def make_protocol(labels: Sequence[str], sources: Sequence[str] | None = None, n_probes: int = 8, genuine: int = 2,
+                  impostors: int = 4, seed: int = 0) -> Protocol:
+    """Seeded probes and pairs (see the module doc).  ``sources`` marks video
+    identities (a source naming an ``.mp4`` or a frame) so they are kept out of
+    the reconstruction test."""
+    rng = np.random.default_rng(seed)
+    labels = list(labels)
+    arr = np.array(labels)
+    multi = [n for n in dict.fromkeys(labels) if (arr == n).sum() >= 2]
+    if len(multi) < 2:
+        raise ValueError("the set needs at least two identities with two or more photos")
+    video = set()
+    if sources is not None:
+        video = {labels[i] for i, s in enumerate(sources) if ".mp4" in s or "frame" in s}
+    order = [multi[i] for i in rng.permutation(len(multi))]
+    members = {n: list(rng.permutation(np.flatnonzero(arr == n))) for n in multi}
+    probes: list[int] = []
+    while len(probes) < n_probes and any(members[n] for n in order):
+        for n in order:
+            if len(probes) < n_probes and len(members[n]) >= 2:
+                probes.append(int(members[n].pop(0)))
+    pp, partner, ys = [], [], []
+    for k, p in enumerate(probes):
+        same = [int(i) for i in np.flatnonzero(arr == labels[p]) if i != p]
+        other = [int(i) for i in np.flatnonzero(arr != labels[p])]
+        for j in [same[i] for i in rng.permutation(len(same))[:genuine]]:
+            pp.append(k), partner.append(j), ys.append(1)
+        for j in [other[i] for i in rng.permutation(len(other))[:impostors]]:
+            pp.append(k), partner.append(j), ys.append(0)
+    test = [k for k, p in enumerate(probes) if labels[p] not in video]
+    test_ids = {labels[probes[k]] for k in test}
+    train = [i for i in range(len(labels)) if labels[i] not in test_ids]
+    return Protocol(probes, pp, partner, ys, test, train)
+
+
+def obfuscate(x: torch.Tensor, authorized, **kw) -> torch.Tensor:
+    """PMT(x), the last step of :func:`facelab.methods.pmt.pmt`."""
+    return _steps.run(pmt(x, authorized, **kw)).x
+
+
+def acc_decisions(models, x_tilde: torch.Tensor, crops: torch.Tensor, protocol: Protocol,
+                  thresholds: dict[str, float]) -> dict[str, np.ndarray]:
+    """Eq. 10 decision of every pair for every model, {model: bool (pairs,)}."""
+    x1 = crops[protocol.probes][protocol.pair_probe]
+    xt = x_tilde[protocol.pair_probe]
+    x2 = crops[protocol.pair_partner]
+    return {m.name: strict_accuracy(m, xt, x1, x2, protocol.pair_y, kappa=thresholds[m.name]).cpu().numpy()
+            for m in models}
+
+
+# -- statistics -------------------------------------------------------------------------
+
+
+def sign_test(only_a: int, only_b: int) -> float:
+    """Exact two-sided sign test p for ``only_a`` vs ``only_b`` discordant outcomes."""
+    m, k = only_a + only_b, min(only_a, only_b)
+    if m == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(m, i) for i in range(k + 1)) / 2**m)
+
+
+def paired_decisions(a: np.ndarray, b: np.ndarray) -> dict:
+    """Sign test of two settings' paired bool outcomes: rates, discordant counts, p."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+    return {"a": float(a.mean()), "b": float(b.mean()), "only_a": only_a, "only_b": only_b, "n": int(a.size),
+            "p": sign_test(only_a, only_b)}
+
+
+def paired_summary(a: Sequence[float], b: Sequence[float], n_boot: int = 10000, seed: int = 0) -> dict:
+    """Paired continuous values: means, mean difference a − b with a 95 %
+    percentile bootstrap CI, and the exact sign test of the per-item differences."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = a - b
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1) if len(d) else np.array([np.nan])
+    return {"a": float(a.mean()), "b": float(b.mean()), "diff": float(d.mean()),
+            "ci": (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))),
+            "a_higher": int((d > 0).sum()), "b_higher": int((d < 0).sum()), "n": int(len(d)),
+            "p": sign_test(int((d > 0).sum()), int((d < 0).sum()))}
+
+
+def verdict(direction_ok: bool, p: float, alpha: float = 0.05) -> str:
+    """The project's wording for a one-direction claim tested two-sided."""
+    if direction_ok and p < alpha:
+        return "holds"
+    if direction_ok:
+        return "direction holds, not significant"
+    if p < alpha:
+        return "reversed"
+    return "no difference" if p >= alpha else "reversed"
+
+
+@dataclass
+class SettingResult:
+    name: str
+    params: dict
+    x_tilde: torch.Tensor
+    seconds: float
+    decisions: dict[str, np.ndarray] = field(default_factory=dict)
+    noisy_decisions: dict[str, np.ndarray] = field(default_factory=dict)
