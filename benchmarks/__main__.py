@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import erasable_mask, faces, pmask, models, overhead, targeted_anonymization, tip_im
+from . import erasable_mask, faces, pmask, pmt, models, overhead, targeted_anonymization, tip_im
 
 SUITES = {
     "models": models.main,
@@ -15,6 +15,7 @@ SUITES = {
     "targeted_anonymization": targeted_anonymization.main,
     "erasable_mask": erasable_mask.main,
     "pmask": pmask.main,
+    "pmt": pmt.main,
 }
 
 
