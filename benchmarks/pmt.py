@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from facelab.experiments.pmt import (acc_decisions, make_protocol, obfuscate, paired_decisions, paired_summary,
-                                     verdict)
+                                     reference_embeddings, verdict)
 from facelab.faces import offline_set
 from facelab.methods import recface as R
 from facelab.methods.pmt import pmt
@@ -81,6 +81,7 @@ def main(args) -> None:
     gen = torch.Generator().manual_seed(1)
     server_noise = SERVER_NOISE * torch.randn(x.shape, generator=gen)
     print(f"pmt benchmark: {proto.describe(ds.labels)} steps={steps}", flush=True)
+    print(f"  loaded in {time.perf_counter() - t_start:.0f}s", flush=True)
 
     settings = {
         "default": {},
@@ -91,10 +92,22 @@ def main(args) -> None:
         **{k: {"_authorized": v} for k, v in MR.items()},
     }
     results: dict[str, dict] = {}
-    clean = acc_decisions(pool, x, crops, proto, thresholds)
-    clean_noisy = acc_decisions(pool, (x + server_noise).clamp(0, 1), crops, proto, thresholds)
+    reference = reference_embeddings(pool, crops)
+    clean = acc_decisions(pool, x, proto, thresholds, reference)
+    clean_noisy = acc_decisions(pool, (x + server_noise).clamp(0, 1), proto, thresholds, reference)
     x_tilde = {}
+    # the slow part (every setting's PMT run) is saved, so a crash in a later section does not lose it
+    from facelab.cache import cache_dir
+
+    stage = cache_dir() / "benchmarks" / f"pmt-stage1-{'fast' if fast else 'full'}-{n_probes}-{steps}.pt"
+    if stage.exists():
+        saved = torch.load(stage, weights_only=False)
+        if saved.get("probes") == proto.probes and list(saved.get("settings", {})) == list(settings):
+            results, x_tilde = saved["results"], saved["x_tilde"]
+            print(f"  resumed {len(results)} settings from {stage}", flush=True)
     for name, params in settings.items():
+        if name in results:
+            continue
         params = dict(params)
         auth_names = params.pop("_authorized", [AUTHORIZED])
         t = time.perf_counter()
@@ -103,12 +116,16 @@ def main(args) -> None:
         x_tilde[name] = xt
         results[name] = {
             "authorized": auth_names, "params": params, "seconds": secs,
-            "decisions": acc_decisions(pool, xt, crops, proto, thresholds),
-            "noisy_decisions": acc_decisions(pool, (xt + server_noise).clamp(0, 1), crops, proto, thresholds),
+            "decisions": acc_decisions(pool, xt, proto, thresholds, reference),
+            "noisy_decisions": acc_decisions(pool, (xt + server_noise).clamp(0, 1), proto, thresholds, reference),
             "ssim": ssim(xt, x).tolist(),
         }
         d = results[name]["decisions"]
         print(f"  {name}: {secs:.0f}s, acc " + ", ".join(f"{n} {d[n].mean():.2f}" for n in d), flush=True)
+        stage.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"probes": proto.probes, "settings": settings, "results": results, "x_tilde": x_tilde},
+                   str(stage) + ".tmp")
+        os.replace(str(stage) + ".tmp", stage)
 
     def unauth_of(name):
         auth = results[name]["authorized"]

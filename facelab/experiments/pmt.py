@@ -27,7 +27,7 @@ import torch
 
 from .. import steps as _steps
 from ..methods.pmt import pmt
-from ..metrics.privacy import strict_accuracy
+from ..metrics.privacy import strict_decisions
 
 
 @dataclass
@@ -88,14 +88,30 @@ def obfuscate(x: torch.Tensor, authorized, **kw) -> torch.Tensor:
     return _steps.run(pmt(x, authorized, **kw)).x
 
 
-def acc_decisions(models, x_tilde: torch.Tensor, crops: torch.Tensor, protocol: Protocol,
-                  thresholds: dict[str, float]) -> dict[str, np.ndarray]:
-    """Eq. 10 decision of every pair for every model, {model: bool (pairs,)}."""
-    x1 = crops[protocol.probes][protocol.pair_probe]
-    xt = x_tilde[protocol.pair_probe]
-    x2 = crops[protocol.pair_partner]
-    return {m.name: strict_accuracy(m, xt, x1, x2, protocol.pair_y, kappa=thresholds[m.name]).cpu().numpy()
-            for m in models}
+def reference_embeddings(models, crops: torch.Tensor, batch: int = 32) -> dict[str, torch.Tensor]:
+    """Every crop's embedding per model, computed once: {model: (N, d)}."""
+    out = {}
+    with torch.no_grad():
+        for m in models:
+            out[m.name] = torch.cat([m(crops[i:i + batch]) for i in range(0, len(crops), batch)])
+    return out
+
+
+def acc_decisions(models, x_tilde: torch.Tensor, protocol: Protocol, thresholds: dict[str, float],
+                  reference: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Eq. 10 decision of every pair for every model, {model: bool (pairs,)}.
+    ``x_tilde``: the obfuscated probes, in ``protocol.probes`` order; ``reference``:
+    :func:`reference_embeddings` of the crops the protocol indexes."""
+    probes = torch.as_tensor(protocol.probes)
+    pp, partner = torch.as_tensor(protocol.pair_probe), torch.as_tensor(protocol.pair_partner)
+    out = {}
+    with torch.no_grad():
+        for m in models:
+            e_t = m(x_tilde)
+            ref = reference[m.name]
+            out[m.name] = strict_decisions(m, e_t[pp], ref[probes][pp], ref[partner], protocol.pair_y,
+                                           thresholds[m.name]).cpu().numpy()
+    return out
 
 
 # -- statistics -------------------------------------------------------------------------

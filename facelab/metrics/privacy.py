@@ -85,9 +85,16 @@ def strict_accuracy(model, x_tilde: torch.Tensor, x1: torch.Tensor, x2: torch.Te
         raise ValueError(f"y must hold one 0/1 label per pair ({x1.shape[0]}); got {y.numel()}")
     kappa = model.threshold(far) if kappa is None else validate.number(kappa, "kappa")
     with torch.no_grad():
-        e_t, e1, e2 = model(x_tilde), model(x1), model(x2)
-        own = model.similarity(e_t, e1) > kappa
-        match = model.similarity(e_t, e2) > kappa
+        return strict_decisions(model, model(x_tilde), model(x1), model(x2), y, kappa)
+
+
+def strict_decisions(model, e_tilde: torch.Tensor, e1: torch.Tensor, e2: torch.Tensor, y: torch.Tensor,
+                     kappa: float) -> torch.Tensor:
+    """Eq. 10 per pair from embeddings (f(x̃₁), f(x₁), f(x₂)) — what :func:`strict_accuracy`
+    computes, for callers that embed each image once and reuse it across pairs."""
+    y = torch.as_tensor(y, dtype=torch.bool).reshape(-1)
+    own = model.similarity(e_tilde, e1) > kappa
+    match = model.similarity(e_tilde, e2) > kappa
     return own & (match == y.to(own.device))
 
 
