@@ -83,6 +83,23 @@ def evaluate_variant(model, xs, bs, face_models, distortions: bool) -> dict:
     return out
 
 
+def _cached_evaluation(name: str, fast: bool, run) -> dict:
+    """A variant's evaluation, reused while its checkpoint file is unchanged
+    (keyed by the checkpoint's weight checksum), so adding one ablation does
+    not re-evaluate the others."""
+    from facelab.methods.erasable_mask.checkpoint import checkpoint_dir, checkpoint_path, read_header
+
+    digest = read_header(checkpoint_path(name))[0]["payload_sha256"][:16]
+    path = checkpoint_dir() / f"eval-{name}-{digest}{'-fast' if fast else ''}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    res = run()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res))
+    tmp.replace(path)
+    return res
+
+
 def _rates(res: dict, models, key: str) -> str:
     return " / ".join(f"{res['models'][m][key]:.0%}" for m in models)
 
@@ -158,8 +175,8 @@ def main(args) -> None:
             continue
         models_[name] = em.load(name)
         # distortions only where a claim or the headline table needs them (each costs a full pass)
-        results[name] = evaluate_variant(models_[name], xs, bs, face_models,
-                                         distortions=name in ("erasable_mask", "erasable_mask-nonoise"))
+        results[name] = _cached_evaluation(name, fast, lambda: evaluate_variant(
+            models_[name], xs, bs, face_models, distortions=name in ("erasable_mask", "erasable_mask-nonoise")))
 
     lines = ["# ErasableMask (teaching scale)", "",
              f"Command: `python -m benchmarks erasable_mask --threads {args.threads}`  ",
