@@ -65,10 +65,10 @@ def main(args) -> None:
     load_start = os.getloadavg()[0]
     t_start = time.perf_counter()
     ds = offline_set(112)
-    # sizes chosen so the full run fits in about an hour on a shared 2-core machine
-    n_probes, steps = (3, 4) if fast else (6, 40)
-    wb_steps = 3 if fast else 60
-    rf_iterations = 5 if fast else 300
+    # sizes chosen so the full run fits in about 40 minutes on a shared 2-core machine
+    n_probes, steps = (3, 4) if fast else (10, 150)
+    wb_steps = 3 if fast else 100
+    rf_iterations = 5 if fast else 400
     rf_fast_iterations = 5 if fast else 60
     one_face_steps = 10 if fast else 200
     proto = make_protocol(ds.labels, ds.sources, n_probes=n_probes)
@@ -143,8 +143,10 @@ def main(args) -> None:
             dec = paired_decisions(_pool_decisions(results["default"]["decisions"], names),
                                    _pool_decisions(results[other]["decisions"], names))
             auth = paired_decisions(results["default"]["decisions"][AUTHORIZED], results[other]["decisions"][AUTHORIZED])
-            rows.append((claim, f"default vs {other}", f"unauthorized acc {_fmt_dec(dec)}; authorized acc {_fmt_dec(auth)}",
-                         verdict(dec["a"] < dec["b"], dec["p"])))
+            v = verdict(dec["a"] < dec["b"], dec["p"])
+            if auth["a"] < auth["b"] and auth["p"] < 0.05:
+                v += "; but authorized acc is significantly lower too, so not at comparable authorized acc"
+            rows.append((claim, f"default vs {other}", f"unauthorized acc {_fmt_dec(dec)}; authorized acc {_fmt_dec(auth)}", v))
     # (b) robustness motive of T: authorized acc under server noise σ = 0.1
     for other in ("augment=none", "augment=affine"):
         dec = paired_decisions(results["default"]["noisy_decisions"][AUTHORIZED], results[other]["noisy_decisions"][AUTHORIZED])
@@ -156,8 +158,9 @@ def main(args) -> None:
         for a in results[name]["authorized"]:
             dec = paired_decisions(results[name]["decisions"][a], clean[a])
             rows.append(("(d) authorized acc stays high", f"{name}: {a} PMT vs clean",
-                         f"acc {_fmt_dec(dec)}", "holds" if dec["p"] >= 0.05 and dec["a"] >= 0.8 else
-                         ("reversed" if dec["a"] < dec["b"] and dec["p"] < 0.05 else "direction holds, not significant")))
+                         f"acc {_fmt_dec(dec)}",
+                         "reversed: significant drop" if dec["a"] < dec["b"] and dec["p"] < 0.05 else
+                         ("holds (no significant drop, acc ≥ 0.8)" if dec["a"] >= 0.8 else "no significant drop, but acc < 0.8")))
         names = unauth_of(name)
         dec = paired_decisions(_pool_decisions(results[name]["decisions"], names), _pool_decisions(clean, names))
         rows.append(("(d) unauthorized acc falls", f"{name}: {', '.join(names)} PMT vs clean",

@@ -19,7 +19,7 @@ CIs of the mean paired difference.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -28,6 +28,9 @@ import torch
 from .. import steps as _steps
 from ..methods.pmt import pmt
 from ..metrics.privacy import strict_decisions
+
+__all__ = ["Protocol", "make_protocol", "obfuscate", "reference_embeddings", "acc_decisions", "sign_test",
+           "paired_decisions", "paired_summary", "verdict", "recface_data", "architecture_figure"]
 
 
 @dataclass
@@ -157,11 +160,47 @@ def verdict(direction_ok: bool, p: float, alpha: float = 0.05) -> str:
     return "no difference" if p >= alpha else "reversed"
 
 
-@dataclass
-class SettingResult:
-    name: str
-    params: dict
-    x_tilde: torch.Tensor
-    seconds: float
-    decisions: dict[str, np.ndarray] = field(default_factory=dict)
-    noisy_decisions: dict[str, np.ndarray] = field(default_factory=dict)
+# -- helpers shared by the benchmark and the notebook --------------------------------------
+
+
+def recface_data(data, protocol: Protocol, per_video: int = 24) -> tuple[torch.Tensor, str]:
+    """RecFace's training faces for ``protocol`` (every face of the non-test identities plus
+    :func:`facelab.methods.recface.video_frames`) and the description that keys its checkpoint."""
+    from ..methods.recface import video_frames
+
+    frames = video_frames(per_video)
+    faces = torch.cat([data.crops[protocol.recon_train], frames])
+    note = (f"offline set minus the {len(protocol.recon_test)} test identities ({len(protocol.recon_train)} faces) "
+            f"+ {len(frames)} extra video frames")
+    return faces, note
+
+
+def architecture_figure():
+    """Fig. 1 of the paper as a picture: (A) the user uploads shallow features E_c(x),
+    (B) the user uploads an image; PMT sits on the user side in both."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    fig, axes = plt.subplots(2, 1, figsize=(10, 4.6))
+    rows = [
+        ("A · upload features", [("photo x", "#dde"), ("PMT → x̃", "#cfc"), ("shallow model E_c\n(user side)", "#ffd"),
+                                  ("features z̃ = E_c(x̃)", "#eee"), ("server model E_s", "#fdd"), ("identity", "#eee")],
+         "attacker sees z̃ → white-/black-box reconstruction"),
+        ("B · upload images", [("photo x", "#dde"), ("PMT → x̃", "#cfc"), ("upload x̃", "#eee"),
+                               ("full model f = E_s∘E_c\n(server)", "#fdd"), ("identity", "#eee")],
+         "attacker sees x̃ → other face models (data abuse), attribute models"),
+    ]
+    for ax, (title, boxes, threat) in zip(axes, rows):
+        ax.set_xlim(0, len(boxes) * 2)
+        ax.set_ylim(0, 2)
+        ax.axis("off")
+        ax.set_title(title, loc="left", fontsize=11)
+        for k, (label, colour) in enumerate(boxes):
+            ax.add_patch(FancyBboxPatch((k * 2 + 0.1, 0.8), 1.6, 0.9, boxstyle="round,pad=0.05", fc=colour, ec="#555"))
+            ax.text(k * 2 + 0.9, 1.25, label, ha="center", va="center", fontsize=8.5)
+            if k:
+                ax.annotate("", xy=(k * 2 + 0.08, 1.25), xytext=(k * 2 - 0.28, 1.25),
+                            arrowprops=dict(arrowstyle="->", color="#333"))
+        ax.text(0.1, 0.3, "threat: " + threat, fontsize=9, color="#a00")
+    fig.tight_layout()
+    return fig
