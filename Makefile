@@ -29,6 +29,7 @@ lab: fetch
 	$(VENV)/bin/jupyter lab notebooks/
 
 test: fetch
+	bash tools/ensure_chromium.sh  # the browser widget test's Chromium (tests/browser)
 	FACELAB_FAST=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider
 
 bench: fetch

@@ -101,6 +101,7 @@ def scrubber(n_frames: int, frame: Callable[[int], "plt.Figure"], label: Callabl
     W.jslink((play, "value"), (slider, "value"))
     image = W.Image(value=pngs[last], format="png")
     caption = W.Label()
+    caption.add_class("facelab-caption")
 
     def draw(change=None) -> None:
         k = slider.value
