@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import erasable_mask, faces, pmask, pmt, models, overhead, targeted_anonymization, tip_im
+from . import erasable_mask, faces, pmask, pmt, models, overhead, protect, targeted_anonymization, tip_im
 
 SUITES = {
     "models": models.main,
@@ -16,6 +16,7 @@ SUITES = {
     "erasable_mask": erasable_mask.main,
     "pmask": pmask.main,
     "pmt": pmt.main,
+    "protect": protect.main,
 }
 
 

@@ -1,0 +1,94 @@
+"""`facelab protect` end to end: wall time on a 512×512 one-face photo and peak
+memory on a 12-megapixel photo with six faces.
+
+Each configuration runs the real command (`python -m facelab.cli protect …`)
+in a fresh process, so the times include start-up, model loading, detection,
+the attack, saving and the re-check, and the peak memory is the process's own
+(``ru_maxrss`` of the child).  Targets from the issue: ≤ 5 s and ≤ 2 GB.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .timing import write_table
+
+
+def _astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+def _group_photo(path: Path) -> None:
+    """4000×3000 (12 MP): six copies of the astronaut, each upscaled to 1024², on grey."""
+    from PIL import Image
+
+    canvas = Image.new("RGB", (4000, 3000), (120, 120, 120))
+    face = Image.fromarray(_astronaut()).resize((1024, 1024), Image.BICUBIC)
+    for r in range(2):
+        for c in range(3):
+            canvas.paste(face if (r + c) % 2 == 0 else face.transpose(Image.FLIP_LEFT_RIGHT),
+                         (150 + c * 1300, 200 + r * 1450))
+    canvas.save(path)
+
+
+def _run(args: list[str], threads: int) -> tuple[float, float, str]:
+    """Seconds, peak RSS in MB, and stdout of one fresh `facelab protect` process."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "facelab.cli", "protect", *args, "--no-progress"], env=env,
+                         capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if out.returncode != 0:
+        raise RuntimeError(f"facelab protect failed: {out.stderr.strip()}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) / 1024.0, out.stdout
+
+
+def main(args) -> None:
+    from PIL import Image
+
+    threads = args.threads
+    repeats = max(1, min(args.repeats, 3))
+    rows, reports = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        small = tmp / "astronaut.png"
+        Image.fromarray(_astronaut()).save(small)
+        big = tmp / "group.png"
+        _group_photo(big)
+        load = os.getloadavg()[0]
+        for label, src, extra in [
+            ("512×512, 1 face, MI-FGSM 10 steps on facenet-casia; report on 7 models, re-check + JPEG check",
+             small, []),
+            ("12 MP (4000×3000), 6 faces, same settings", big, []),
+        ]:
+            times, peaks = [], []
+            for k in range(repeats if src is small else 1):
+                dst = tmp / f"out-{src.stem}-{k}.png"
+                s, mb, text = _run([str(src), "-o", str(dst), "--models", "facenet-casia", "--steps", "10", *extra],
+                                   threads)
+                times.append(s)
+                peaks.append(mb)
+                if k == 0:
+                    reports.append(text)
+            rows.append([label, f"{min(times):.1f}", f"{max(times):.1f}", str(len(times)), f"{max(peaks):.0f}"])
+        load_after = os.getloadavg()[0]
+    notes = (f"Each row is a fresh `python -m facelab.cli protect IN -o OUT.png --models facenet-casia --steps 10` "
+             f"process (start-up, model loading, MTCNN, the attack, saving, re-reading and re-detecting the saved "
+             f"file, the JPEG check); peak memory is the child's maximum resident set.  {threads} threads "
+             f"(OMP_NUM_THREADS).  1-minute load average {load:.1f} before, {load_after:.1f} after: the machine was "
+             f"shared, so times are upper bounds of what an idle machine gives.  Targets: ≤ 5 s for the first row, "
+             f"≤ 2 GB for the second.\n\nThe report of the first run:\n\n```\n{reports[0].strip()}\n```\n")
+    write_table(args.out / "protect.md", "facelab protect: time and memory",
+                f"python -m benchmarks protect --threads {threads}",
+                ["photo", "best (s)", "worst (s)", "runs", "peak memory (MB)"], rows, notes)
