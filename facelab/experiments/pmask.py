@@ -102,6 +102,34 @@ def pool_failures(models: Sequence[nn.Module], crops: torch.Tensor, labels: Sequ
     return out
 
 
+def validation_failures(pool: Sequence[nn.Module], crops: torch.Tensor, labels: Sequence[str], far: float = 1e-3,
+                        per_identity: int = 12) -> tuple[np.ndarray, int]:
+    """Focal diversity's validation data, denser in failures than :func:`pool_failures`:
+    genuine pairs of the set (up to ``per_identity`` per identity, so the video subjects
+    do not dominate); a model fails on a pair when its similarity is below its
+    calibrated threshold at FAR ``far``.  Returns (failures (n_models, n_pairs), n_pairs)."""
+    import itertools
+
+    lab = np.array(labels)
+    pairs = []
+    for n in dict.fromkeys(labels):
+        idx = np.flatnonzero(lab == n)
+        pairs += list(itertools.combinations(idx.tolist(), 2))[:per_identity]
+    a = torch.tensor([p[0] for p in pairs])
+    b = torch.tensor([p[1] for p in pairs])
+    out = []
+    for m in pool:
+        e = embed(m, crops)
+        out.append((m.similarity(e[a], e[b]) < m.threshold(far)).numpy())
+    return np.array(out), len(pairs)
+
+
+def psr(outcomes: dict[str, np.ndarray], models: Sequence[str] | None = None) -> float:
+    """Mean protection success rate over ``models`` (default all) from :func:`identify`'s outcomes."""
+    names = list(outcomes) if models is None else list(models)
+    return float(np.mean([outcomes[n].mean() for n in names])) if names else float("nan")
+
+
 @dataclass
 class Run:
     """One method's protection of every masked photo, and its evaluation."""
