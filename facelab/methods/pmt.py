@@ -160,7 +160,7 @@ def relative_distance(z_tilde: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 def _authorized_list(authorized) -> list[nn.Module]:
     if isinstance(authorized, nn.Module):
-        return [authorized]
+        authorized = [authorized]
     if isinstance(authorized, (str, bytes)) or not isinstance(authorized, Sequence):
         raise TypeError(f"authorized must be a face model or a list of them (models.load(name)); got {type(authorized).__name__}")
     if len(authorized) == 0:
@@ -224,7 +224,7 @@ def pmt(
     """
     x = validate.images(x, "x")
     models = _authorized_list(authorized)
-    watched = list(monitor) if monitor is not None else []
+    watched = [monitor] if isinstance(monitor, nn.Module) else list(monitor or [])
     init = validate.choice(init, "init", INITS)
     augment = validate.choice(augment, "augment", AUGMENTS)
     kernel = validate.choice(kernel, "kernel", KERNELS)
