@@ -23,7 +23,8 @@ def authorized(load_model):
 @pytest.fixture(scope="module")
 def obfuscation(authorized, load_model, astronaut_face):
     """One PMT run with the paper's defaults (fewer steps), watching an unauthorized model."""
-    return facelab.history(pmt(astronaut_face, authorized, steps=100, monitor=[load_model("faceres")]), keep_every=25)
+    return facelab.history(pmt(astronaut_face, authorized, steps=100, monitor=[load_model("faceres")], monitor_every=25),
+                           keep_every=25)
 
 
 # -- shallow models -------------------------------------------------------------------------
