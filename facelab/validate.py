@@ -209,17 +209,12 @@ def seed(value: Any, name: str = "seed") -> int:
 
 
 def flag(value: Any, name: str) -> bool:
-    """A bool (numpy bools too)."""
-    if not isinstance(value, (bool, int)) or (isinstance(value, int) and value not in (0, 1)):
-        try:
-            import numpy as np
+    """True or False (a numpy bool too)."""
+    import numpy as np
 
-            if isinstance(value, np.bool_):
-                return bool(value)
-        except ImportError:  # pragma: no cover
-            pass
-        raise TypeError(f"{name} must be True or False; got {_kind(value)} {value!r}")
-    return bool(value)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False; got {_kind(value)} {value!r}")
 
 
 def choice(value: Any, name: str, options: Sequence[str]) -> str:

@@ -405,6 +405,8 @@ CASES = [
     ("bandwidths-empty", lambda c: M().tip_im(X, TARGETS, c.model, bandwidths=()), ValueError,
      r"bandwidths must be a non-empty", W),
     ("seed-string", lambda c: M().pgd(X, c.model, seed="0"), TypeError, r"seed must be an int", W),
+    ("flag-string", lambda c: M().pgd(X, c.model, random_start="no"), TypeError,
+     r"random_start must be True or False", W),
     # --- string options: typos list the valid values ---
     ("objective-typo", lambda c: M().pgd(X, c.model, objective="dodge"), ValueError,
      r"objective must be one of 'dodging', 'impersonation'.*did you mean 'dodging'", W),
