@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.facelab-installed
 
 LOCK   := requirements-lock.txt
 
-.PHONY: lab test fetch install bench lock test-latest clean-venv
+.PHONY: lab test fetch install bench lock test-latest binder-check clean-venv
 
 # Installs exactly the versions in the committed lock (requirements-lock.txt);
 # the requirement files keep lower bounds only, for Colab and other users.
@@ -46,6 +46,14 @@ lock: install
 # separate venv: what a user installing today gets. Not run by CI.
 test-latest:
 	$(MAKE) VENV=.venv-latest LOCK=/dev/null test
+
+# Binder's environment built the way binder/postBuild builds it, with pip in a
+# fresh venv (no conda or docker here), then a smoke test of the result.
+binder-check:
+	rm -rf .venv-binder && $(PYTHON) -m venv .venv-binder
+	PATH="$(CURDIR)/.venv-binder/bin:$$PATH" bash binder/postBuild
+	.venv-binder/bin/facelab --version
+	.venv-binder/bin/python -c "from facelab import models; m = models.load('mobileface'); print('binder env ok:', m)"
 
 clean-venv:
 	rm -rf $(VENV)
