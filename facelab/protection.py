@@ -25,7 +25,9 @@ Methods come from :data:`RECIPES`: one line per method says how to call it on
 a region with its extra inputs.  TIP-IM's ``targets`` default to
 :func:`default_targets` (one photo each of five identities of the offline set);
 Targeted Anonymization needs ``user_images`` (photos of you) and
-``authorized`` (the model that should still recognise you).
+``authorized`` (the model that should still recognise you); PMask's
+``others`` default to :func:`default_others`.  PMask (a DSSIM budget) and PMT
+have no L∞ budget of their own: protect's ±ε clip in the photo still applies.
 """
 from __future__ import annotations
 
@@ -72,6 +74,7 @@ class Recipe:
     steps_key: str | None = "steps"
     default_steps: int = 10
     prepare: Callable[[dict, Any], dict] = lambda params, device: params
+    takes_eps: bool = True  # False: the method has no L∞ budget of its own; protect's ±ε clip still holds
 
 
 def _baseline(name: str):
@@ -170,6 +173,34 @@ def _call_ta(x, views, wrap, p):
     return targeted_anonymization(x, p.pop("user_images"), victim=views, authorized=wrap(p.pop("authorized")), **p)
 
 
+def default_others(size: int = 112) -> torch.Tensor:
+    """PMask's gallery of *other* people by default: the first photo of every identity of the offline set."""
+    from .faces import offline_set
+
+    data = offline_set(size, log=lambda *a: None)
+    return data.crops[[data.labels.index(name) for name in data.identities]]
+
+
+def _prepare_pmask(p: dict, device) -> dict:
+    p = dict(p)
+    others = p.pop("others", None)
+    p["others"] = default_others().to(device) if others is None else _aligned(others, "others", device)
+    return p
+
+
+def _call_pmask(x, views, wrap, p):
+    from .methods.pmask import pmask
+
+    p = dict(p)
+    return pmask(x, p.pop("others"), views, **p)
+
+
+def _call_pmt(x, views, wrap, p):
+    from .methods.pmt import pmt
+
+    return pmt(x, views, **p)
+
+
 RECIPES: dict[str, Recipe] = {
     "fgsm": Recipe(_baseline("fgsm"), None, 1),
     "ifgsm": Recipe(_baseline("ifgsm"), "steps", 10),
@@ -177,6 +208,8 @@ RECIPES: dict[str, Recipe] = {
     "mifgsm": Recipe(_baseline("mifgsm"), "steps", 10),
     "tip_im": Recipe(_call_tip_im, "steps", 50, _prepare_tip_im),
     "targeted_anonymization": Recipe(_call_ta, "n", 20, _prepare_ta),
+    "pmask": Recipe(_call_pmask, "max_steps", 200, _prepare_pmask, takes_eps=False),
+    "pmt": Recipe(_call_pmt, "steps", 200, takes_eps=False),
 }
 
 
@@ -486,7 +519,7 @@ def protect(
     if not attacked:
         raise ProtectError("models: at least one model to attack is needed")
     pool_models = _pool(attacked, pool, device)
-    params = recipe.prepare({"eps": float(eps), **params}, device)
+    params = recipe.prepare({"eps": float(eps), **params} if recipe.takes_eps else dict(params), device)
     sizes = sorted({int(m.input_size) for m in pool_models} | {112})
 
     out_rgb = pic.rgb.copy()

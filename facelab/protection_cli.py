@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output file (.png or .jpg) for one photo, or an existing folder (one <name>-protected.png "
                         "per photo); never overwritten")
-    p.add_argument("--method", default="mifgsm", help="protection method (default mifgsm): fgsm, ifgsm, pgd, mifgsm, "
+    p.add_argument("--method", default="mifgsm", help="protection method (default mifgsm): fgsm, ifgsm, pgd, mifgsm, pmask, pmt, "
                                                       "tip_im, targeted_anonymization")
     p.add_argument("--eps", type=parse_eps, default=8 / 255, help="L-inf budget: 8 or 8/255 (8-bit levels, default) "
                                                                   "or a value below 1 on the [0,1] scale")
