@@ -40,7 +40,9 @@ from facelab import steps as _steps
 from .timing import machine_line
 
 AUTHORIZED = "mobileface"
-MR = {"MR-PMT 2": ["mobileface", "mobilefacenet"], "MR-PMT 3": ["mobileface", "mobilefacenet", "faceapi-resnet"]}
+# MR-PMT 3 (+ faceapi-resnet), augment=mix and kernel=none are in the code's options but left out of this run
+# to fit the machine's time (see the table's notes)
+MR = {"MR-PMT 2": ["mobileface", "mobilefacenet"]}
 FAR = 0.01
 SERVER_NOISE = 0.1
 
@@ -65,10 +67,10 @@ def main(args) -> None:
     load_start = os.getloadavg()[0]
     t_start = time.perf_counter()
     ds = offline_set(112)
-    # sizes chosen so the full run fits in about 40 minutes on a shared 2-core machine
-    n_probes, steps = (3, 4) if fast else (10, 150)
-    wb_steps = 3 if fast else 100
-    rf_iterations = 5 if fast else 400
+    # sizes chosen so the full run fits in about 30 minutes on a shared 2-core machine
+    n_probes, steps = (3, 4) if fast else (8, 100)
+    wb_steps = 3 if fast else 40
+    rf_iterations = 5 if fast else 200
     rf_fast_iterations = 5 if fast else 60
     one_face_steps = 10 if fast else 200
     proto = make_protocol(ds.labels, ds.sources, n_probes=n_probes)
@@ -86,9 +88,9 @@ def main(args) -> None:
     settings = {
         "default": {},
         "init=shuffle": {"init": "shuffle"}, "init=blur": {"init": "blur"},
-        "augment=none": {"augment": "none"}, "augment=affine": {"augment": "affine"}, "augment=mix": {"augment": "mix"},
+        "augment=none": {"augment": "none"}, "augment=affine": {"augment": "affine"},
         "aggregate=False": {"aggregate": False},
-        "kernel=linear": {"kernel": "linear"}, "kernel=none": {"kernel": "none"},
+        "kernel=linear": {"kernel": "linear"},
         **{k: {"_authorized": v} for k, v in MR.items()},
     }
     results: dict[str, dict] = {}
@@ -102,8 +104,9 @@ def main(args) -> None:
     stage = cache_dir() / "benchmarks" / f"pmt-stage1-{'fast' if fast else 'full'}-{n_probes}-{steps}.pt"
     if stage.exists():
         saved = torch.load(stage, weights_only=False)
-        if saved.get("probes") == proto.probes and list(saved.get("settings", {})) == list(settings):
-            results, x_tilde = saved["results"], saved["x_tilde"]
+        if saved.get("probes") == proto.probes:
+            results = {k: v for k, v in saved["results"].items() if k in settings and saved["settings"][k] == settings[k]}
+            x_tilde = {k: saved["x_tilde"][k] for k in results}
             print(f"  resumed {len(results)} settings from {stage}", flush=True)
     for name, params in settings.items():
         if name in results:
@@ -135,9 +138,9 @@ def main(args) -> None:
 
     # (a) Table 3 and (b) Tables 4-5: unauthorized acc, default vs each alternative
     for claim, others in (("(a) init: noise lowest unauthorized acc", ["init=shuffle", "init=blur"]),
-                          ("(b) augment=noise lowers unauthorized acc", ["augment=none", "augment=affine", "augment=mix"]),
+                          ("(b) augment=noise lowers unauthorized acc", ["augment=none", "augment=affine"]),
                           ("(b) layer aggregation lowers unauthorized acc", ["aggregate=False"]),
-                          ("(b) Gaussian kernel lowers unauthorized acc", ["kernel=linear", "kernel=none"])):
+                          ("(b) Gaussian kernel lowers unauthorized acc", ["kernel=linear"])):
         names = unauth_of("default")
         for other in others:
             dec = paired_decisions(_pool_decisions(results["default"]["decisions"], names),
@@ -252,6 +255,8 @@ def main(args) -> None:
         "; ".join(f"{k} = {' + '.join(v)}" for k, v in MR.items()) + ".",
         f"- κ = each model's calibrated threshold at FAR {FAR} ({', '.join(f'{k} {v:+.3f}' for k, v in thresholds.items())}); "
         "Eq. 10's strict acc. Chance level of acc is not 50 %: on clean images it is the verification accuracy of the pairs.",
+        "- Settings run: " + ", ".join(settings) + " (MR-PMT with 3 models, augment=mix and kernel=none were dropped "
+        "from this run to finish on a shared machine; `pmt()` supports them).",
         f"- PMT: {steps} steps per setting (the library default is 200; fewer here to fit the run), α 4/255 → 0.25/255, "
         "seed 0; default = noise init, noise augmentation (σ 0.1), aggregation, Gaussian kernel k = 1.",
         f"- White-box reconstruction: {wb_steps} sign steps, λ_TV = 5, β = 2, on all probes. Black-box: RecFace "
