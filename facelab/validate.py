@@ -59,6 +59,9 @@ def image_layout(x: Any, name: str = "images") -> torch.Tensor:
     if x.ndim == 3 and x.shape[0] == 3:
         raise ValueError(f"{name} must have shape (N, 3, H, W); got one image {tuple(x.shape)}: "
                          f"pass {name}[None] (or .unsqueeze(0)) to make a batch of one")
+    if x.ndim == 3 and x.shape[-1] == 3:
+        raise ValueError(f"{name} must have shape (N, 3, H, W); got one channels-last image {tuple(x.shape)}: "
+                         f"pass {name}.permute(2, 0, 1)[None]")
     if x.ndim != 4:
         raise ValueError(f"{name} must have shape (N, 3, H, W) (RGB, NCHW); got shape {tuple(x.shape)}")
     if x.shape[1] != 3:

@@ -364,6 +364,7 @@ CASES = [
     ("x-uint8", lambda c: M().pgd((X * 255).byte(), c.model), ValueError, r"dtype torch.uint8.*float\(\) / 255", W),
     ("x-empty", lambda c: M().mifgsm(X[:0], c.model), ValueError, r"x is an empty batch", W),
     ("x-chw", lambda c: M().pgd(X[0], c.model), ValueError, r"x\[None\]", W),
+    ("x-hwc", lambda c: M().pgd(X[0].permute(1, 2, 0), c.model), ValueError, r"x\.permute\(2, 0, 1\)\[None\]", W),
     ("x-nhwc", lambda c: M().pgd(X.permute(0, 2, 3, 1), c.model), ValueError, r"x\.permute\(0, 3, 1, 2\)", W),
     ("x-grey", lambda c: M().pgd(X[:, :1], c.model), ValueError, r"x\.expand\(-1, 3, -1, -1\)", W),
     ("x-numpy", lambda c: M().pgd(X.numpy(), c.model), TypeError, r"x must be a torch\.Tensor", W),
