@@ -250,3 +250,20 @@ def test_cli_writes_jpeg_and_reports(tmp_path, capsys, astronaut):
 def test_version():
     out = subprocess.run([sys.executable, "-m", "facelab.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == f"facelab {facelab.__version__}"
+
+
+def test_run_and_history_show_progress(capsys):
+    from facelab import Step
+
+    def steps():
+        for i in range(4):
+            yield Step(i, torch.zeros(1, 3, 2, 2), {"loss": torch.tensor(float(i))})
+
+    assert facelab.run(steps(), progress=True, total=4).i == 3
+    err = capsys.readouterr().err
+    assert "/4 [" in err, err  # a tqdm bar with a known end (it clears itself when done)
+    first_gen = steps()
+    first = next(first_gen)
+    hist = facelab.history(first_gen, progress="demo", first=first)
+    assert hist.iterations == [0, 1, 2, 3] and hist.steps[0].i == 0  # step 0 kept in front
+    assert "demo" in capsys.readouterr().err
