@@ -139,6 +139,7 @@ class Run:
     iterations: list[int]
     seconds: list[float]
     converged: list[bool] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)  # process CPU time per face (less load-sensitive)
     outcomes: dict[str, np.ndarray] = field(default_factory=dict)  # model -> bool per probe (True = protected)
     ssim: np.ndarray | None = None
     psnr: np.ndarray | None = None
@@ -183,7 +184,7 @@ def protect(split: Split, crops: torch.Tensor, method: str, team: Sequence[nn.Mo
     targets: one photo of each of ``n_targets`` other gallery identities).
     ``gallery_emb``: {model: embeddings of ``split.gallery``} to reuse (PMask's 𝒩 search)."""
     labels = split.labels
-    outs, its, secs, conv = [], [], [], []
+    outs, its, secs, conv, cpu = [], [], [], [], []
     n_targets = kw.pop("n_targets", 5)
     for name, (gfaces, _) in split.protected.items():
         others = [i for i in split.gallery if labels[i] != name]
@@ -198,7 +199,7 @@ def protect(split: Split, crops: torch.Tensor, method: str, team: Sequence[nn.Mo
             target = cands[select_target(ref, cands, team, seed=kw.get("seed", 0), embeddings=cand_emb)][:1]
         for f in gfaces:
             x = crops[f : f + 1]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             if method == "pmask":
                 pos = [split.gallery.index(i) for i in others]
                 pre = {k: v[pos] for k, v in gallery_emb.items()} if gallery_emb else None
@@ -215,12 +216,13 @@ def protect(split: Split, crops: torch.Tensor, method: str, team: Sequence[nn.Mo
             else:
                 raise ValueError(f"method must be pmask, fawkes or tip_im; got {method!r}")
             secs.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
             outs.append(last.x)
             if log:
                 log(f"  {method} {name} face {f}: {its[-1]} it, {secs[-1]:.1f}s")
     x = torch.cat(outs)
     x0 = crops[split.faces]
-    return Run(method, x, its, secs, conv, ssim=ssim(x, x0).numpy(), psnr=psnr(x, x0).clamp(max=99).numpy())
+    return Run(method, x, its, secs, conv, cpu, ssim=ssim(x, x0).numpy(), psnr=psnr(x, x0).clamp(max=99).numpy())
 
 
 def evaluate(run: Run, split: Split, crops: torch.Tensor, models: Sequence[nn.Module], gallery_emb=None) -> Run:
