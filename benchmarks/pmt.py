@@ -98,6 +98,7 @@ def main(args) -> None:
     clean = acc_decisions(pool, x, proto, thresholds, reference)
     clean_noisy = acc_decisions(pool, (x + server_noise).clamp(0, 1), proto, thresholds, reference)
     x_tilde = {}
+    resumed: list[str] = []
     # the slow part (every setting's PMT run) is saved, so a crash in a later section does not lose it
     from facelab.cache import cache_dir
 
@@ -108,6 +109,7 @@ def main(args) -> None:
             results = {k: v for k, v in saved["results"].items() if k in settings and saved["settings"][k] == settings[k]}
             x_tilde = {k: saved["x_tilde"][k] for k in results}
             print(f"  resumed {len(results)} settings from {stage}", flush=True)
+    resumed = list(results)
     for name, params in settings.items():
         if name in results:
             continue
@@ -221,7 +223,7 @@ def main(args) -> None:
     for attr in cs_pmt:
         s = paired_summary(cs_pmt[attr].tolist(), cs_noise[attr].tolist())
         lower_better = attr != "age"
-        rows.append((f"(e) attribute {'CosSim lower' if lower_better else '|Δage| (years) higher'} for PMT(x)",
+        rows.append((f"(e) attribute {'CosSim lower' if lower_better else 'age difference (years) higher'} for PMT(x)",
                      f"{attr}: PMT(x) vs x + N(0, 0.3²)", _fmt_sum(s, 2 if attr == "age" else 3),
                      verdict((s["diff"] < 0) if lower_better else (s["diff"] > 0), s["p"])))
     up_pmt = utility_privacy(auth, x, xt, sigma=0.1, kappa=thresholds[AUTHORIZED], samples=2 if fast else 4)
@@ -246,7 +248,8 @@ def main(args) -> None:
         f"Command: `{command} --threads {args.threads}`  ",
         f"Machine: {machine_line(args.threads)}; load average (1 min) at the start {load_start:.1f}, "
         f"at the end {os.getloadavg()[0]:.1f} (a shared machine: other jobs ran alongside; timings are upper bounds)  ",
-        f"Total run time: {total / 60:.1f} min", "",
+        f"Total run time: {total / 60:.1f} min" + (f" (settings {', '.join(resumed)} were resumed from an interrupted "
+                                                   "run with the same sizes; their seconds are from that run)" if resumed else ""), "",
         "## Data and settings", "",
         f"- Offline set ({len(ds)} aligned 112-px faces, {len(ds.identities)} identities). {proto.describe(ds.labels)}",
         f"- Pairs of one probe share its x̃ and are correlated; the two video subjects' photos are near-duplicates.",
@@ -291,7 +294,7 @@ def main(args) -> None:
               "## Attributes (Table 8) and UP (Eq. 9)", "",
               "| attribute | PMT(x) | x + N(0, 0.3²) |", "|---|---|---|"]
     for attr in cs_pmt:
-        lines.append(f"| {attr} {'(|Δ| years)' if attr == 'age' else '(CosSim)'} | {cs_pmt[attr].mean():.3f} | {cs_noise[attr].mean():.3f} |")
+        lines.append(f"| {attr} {'(abs. difference, years)' if attr == 'age' else '(CosSim)'} | {cs_pmt[attr].mean():.3f} | {cs_noise[attr].mean():.3f} |")
     lines += ["", f"UP(σ = 0.1, κ = {thresholds[AUTHORIZED]:.3f}) on {AUTHORIZED}, privacy term = 1 − attribute CosSim "
               f"(no LPIPS offline): PMT(x) vs original x: {_fmt_sum(s_up)}.", "",
               "## Timings", "",
