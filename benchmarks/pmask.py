@@ -90,7 +90,11 @@ def main(args) -> str:
             f"Chance level: the clean gallery's PSR (below) is how often the intruder already fails. "
             f"Outcomes of the probes of one identity are correlated, and so are one probe's outcomes across models.",
             f"Elapsed: {time.time() - t_start:.0f} s.", ""]
-        text = "\n".join(head + [sections[k] for k in sections]) + "\n"
+        tail = [] if "c" in sections else [
+            "## (c) Top team vs median team", "",
+            "Not in this file: see [pmask_teams.md](pmask_teams.md), made by `python -m benchmarks.pmask teams` "
+            "beside this run on the same split (this run was stopped before its own stage (c) on the shared machine).", ""]
+        text = "\n".join(head + [sections[k] for k in sections] + tail) + "\n"
         (out / "pmask.md").write_text(text)
         (out / "pmask.json").write_text(json.dumps(raw, indent=1))
         return text
