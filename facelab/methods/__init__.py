@@ -3,9 +3,11 @@ from .baselines import fgsm, ifgsm, mifgsm, pgd
 from .targeted_anonymization import average_features, targeted_anonymization, targeted_anonymization_baseline
 from .fawkes import fawkes
 from .pmask import pmask
+from .pmt import pmt
+from .reconstruction import white_box_reconstruction
 from .tip_im import tip_im
 
 __all__ = [
     "fgsm", "ifgsm", "pgd", "mifgsm", "targeted_anonymization", "targeted_anonymization_baseline",
-    "average_features", "tip_im", "pmask", "fawkes",
+    "average_features", "tip_im", "pmask", "fawkes", "pmt", "white_box_reconstruction",
 ]
