@@ -11,8 +11,8 @@ Claims: (a) Table 3 — noise initialisation gives the lowest unauthorized acc;
 kernel lower unauthorized acc; (c) Table 6 — reconstructions from PMT
 features are far from the original (SSIM/PSNR) compared with clean features,
 white and black box, while COS stays high; (d) Table 7/9 — authorized acc
-stays high while unauthorized acc falls, also for MR-PMT with 2 and 3
-authorized models; (e) Table 8 — attribute CosSim falls (against the paper's
+stays high while unauthorized acc falls, also for MR-PMT (the committed run: 2
+authorized models; add a 3-model entry to ``MR`` for more); (e) Table 8 — attribute CosSim falls (against the paper's
 x + N(0, 0.3²) baseline).  ``FACELAB_FAST=1``: a smoke run (4 probes, few steps).
 """
 from __future__ import annotations
