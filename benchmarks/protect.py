@@ -9,7 +9,6 @@ the attack, saving and the re-check, and the peak memory is the process's own
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -41,17 +40,21 @@ def _group_photo(path: Path) -> None:
 
 
 def _run(args: list[str], threads: int) -> tuple[float, float, str]:
-    """Seconds, peak RSS in MB, and stdout of one fresh `facelab protect` process."""
+    """Seconds, peak RSS in MB, and stdout of one fresh `facelab protect` process
+    (its own peak, from os.wait4, not the maximum over every child so far)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "facelab.cli", "protect", *args, "--no-progress"], env=env,
-                         capture_output=True, text=True)
-    seconds = time.perf_counter() - t
-    if out.returncode != 0:
-        raise RuntimeError(f"facelab protect failed: {out.stderr.strip()}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024.0, out.stdout
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "facelab.cli", "protect", *args, "--no-progress"], env=env,
+                                stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"facelab protect failed: {err.read().strip()}")
+        return seconds, usage.ru_maxrss / 1024.0, out.read()
 
 
 def main(args) -> None:
