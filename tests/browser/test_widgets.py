@@ -31,6 +31,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 FRAME_BUDGET_MS = 200.0
+#: the notebook on screen (JupyterLab hides, but keeps in the page, other open documents)
+ACTIVE = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage"]
@@ -164,7 +166,8 @@ def _wait_kernel(lab, name: str, state: str, timeout: float) -> None:
 
 
 def _run_all(page, lab, name: str, timeout: float = float(os.environ.get("FACELAB_BROWSER_TIMEOUT", 600))) -> None:
-    page.goto(f"{lab['base']}/lab/tree/{name}?token={lab['token']}")
+    # ?reset: a fresh workspace, so the notebook of an earlier test is not restored beside this one
+    page.goto(f"{lab['base']}/lab/tree/{name}?reset&token={lab['token']}")
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
     _wait_kernel(lab, name, "idle", 90)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
@@ -172,10 +175,10 @@ def _run_all(page, lab, name: str, timeout: float = float(os.environ.get("FACELA
     # done when the kernel has been idle for a while and every code cell has run
     end, idle_since = time.time() + timeout, None
     while time.time() < end:
-        pending = page.evaluate("""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+        pending = page.evaluate(f"""() => [...document.querySelectorAll('{ACTIVE} .jp-CodeCell .jp-InputPrompt')]
             .filter(p => !/\\[\\d+\\]/.test(p.textContent)).length""")
         state = _kernel_state(lab, name)
-        if state == "idle" and page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']",
+        if state == "idle" and page.locator(f"{ACTIVE} .jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']",
                                             has_text="Traceback").count():
             break  # Run All stops at the first error: report it below
         if state == "idle" and pending == 0:
@@ -188,11 +191,11 @@ def _run_all(page, lab, name: str, timeout: float = float(os.environ.get("FACELA
     else:
         if os.environ.get("FACELAB_BROWSER_SCREENSHOT"):
             page.screenshot(path=os.environ["FACELAB_BROWSER_SCREENSHOT"], full_page=True)
-        prompts = page.evaluate("() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent)")
-        errors = page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+        prompts = page.evaluate(f"() => [...document.querySelectorAll('{ACTIVE} .jp-CodeCell .jp-InputPrompt')].map(p => p.textContent)")
+        errors = page.locator(f"{ACTIVE} .jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
         raise AssertionError(f"{name}: Run All did not finish within {timeout:.0f} s; kernel "
                              f"{_kernel_state(lab, name)}, prompts {prompts}, errors {[e[:800] for e in errors]}")
-    errors = page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']")
+    errors = page.locator(f"{ACTIVE} .jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']")
     traceback = [t for t in errors.all_inner_texts() if "Error" in t or "Traceback" in t]
     assert not traceback, f"{name}: a cell raised:\n{traceback[0][:2000]}"
 
@@ -288,7 +291,7 @@ def _console_errors(page) -> list:
 ])
 def test_notebook_widgets_in_chromium(lab, page, notebook, players, record_property):
     _run_all(page, lab, notebook)
-    boxes = page.locator(".jp-OutputArea-output .widget-vbox").filter(has=page.locator("img"))
+    boxes = page.locator(f"{ACTIVE} .jp-OutputArea-output .widget-vbox").filter(has=page.locator("img"))
     found = boxes.count()
     assert found >= players, f"{notebook}: expected {players} player(s) with an image, found {found}"
     results = [_check_player(page, boxes.nth(i), f"{notebook} widget {i + 1}") for i in range(players)]
