@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .. import steps as _steps
+from ..metrics import claims
 from ..methods.fawkes import fawkes, select_target
 from ..methods.pmask import pmask
 from ..methods.tip_im import tip_im
@@ -235,22 +236,16 @@ def evaluate(run: Run, split: Split, crops: torch.Tensor, models: Sequence[nn.Mo
 
 def sign_test(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
     """Exact two-sided sign (McNemar) test on paired booleans: (#a-only, #b-only, p)."""
-    from scipy.stats import binomtest
-
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     na, nb = int((a & ~b).sum()), int((b & ~a).sum())
-    p = 1.0 if na + nb == 0 else float(binomtest(na, na + nb, 0.5).pvalue)
-    return na, nb, p
+    return na, nb, claims.sign_test(na, nb)
 
 
 def paired_sign(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
     """Exact two-sided sign test on paired numbers: (#a>b, #a<b, p); ties dropped."""
-    from scipy.stats import binomtest
-
     d = np.asarray(a, float) - np.asarray(b, float)
     up, down = int((d > 0).sum()), int((d < 0).sum())
-    p = 1.0 if up + down == 0 else float(binomtest(up, up + down, 0.5).pvalue)
-    return up, down, p
+    return up, down, claims.sign_test(up, down)
 
 
 def bootstrap_ci(values: np.ndarray, clusters: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:

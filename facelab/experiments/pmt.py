@@ -18,7 +18,6 @@ CIs of the mean paired difference.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,6 +26,7 @@ import torch
 
 from .. import steps as _steps
 from ..methods.pmt import pmt
+from ..metrics.claims import sign_test
 from ..metrics.privacy import strict_decisions
 
 __all__ = ["Protocol", "make_protocol", "obfuscate", "reference_embeddings", "acc_decisions", "sign_test",
@@ -118,14 +118,6 @@ def acc_decisions(models, x_tilde: torch.Tensor, protocol: Protocol, thresholds:
 
 
 # -- statistics -------------------------------------------------------------------------
-
-
-def sign_test(only_a: int, only_b: int) -> float:
-    """Exact two-sided sign test p for ``only_a`` vs ``only_b`` discordant outcomes."""
-    m, k = only_a + only_b, min(only_a, only_b)
-    if m == 0:
-        return 1.0
-    return min(1.0, 2 * sum(math.comb(m, i) for i in range(k + 1)) / 2**m)
 
 
 def paired_decisions(a: np.ndarray, b: np.ndarray) -> dict:
