@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from . import erasable_mask, faces, pmask, pmt, models, overhead, protect, targeted_anonymization, tip_im
+from . import provenance
 
 SUITES = {
     "models": models.main,
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, fn in SUITES.items():
         if args.suite in (name, "all"):
             fn(args)
+            provenance.after_run(name, args)  # benchmarks/results/provenance.json (not for smoke runs)
     return 0
 
 
