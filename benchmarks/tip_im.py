@@ -258,3 +258,5 @@ if __name__ == "__main__":  # pragma: no cover - the lead wires main() into benc
         cost(a, fast)
     if a.part in ("claims", "all"):
         claims(a, fast)
+    from .provenance import after_run
+    after_run("tip_im", a, part=a.part)  # record in results/provenance.json (not for smoke runs)
