@@ -200,17 +200,17 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _git(root: Path, *args: str) -> str | None:
+def _git(root: Path, *args: str, strip: bool = True) -> str | None:
     try:
         out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
-    return out.stdout.strip()
+    return out.stdout.strip() if strip else out.stdout
 
 
 def _dirty(root: Path, paths: Sequence[str]) -> list[str]:
     """The paths among ``paths`` with uncommitted changes (or untracked)."""
-    out = _git(root, "status", "--porcelain", "--", *paths)
+    out = _git(root, "status", "--porcelain", "--", *paths, strip=False)  # "XY path": the status may start blank
     return sorted(line[3:] for line in (out or "").splitlines() if line.strip())
 
 
