@@ -264,14 +264,14 @@ def _hashes(root: Path, paths: Sequence[str]) -> dict[str, str | None]:
 
 def record(suite: str, *, seeds=None, argv: Sequence[str] | None = None, rerender: bool = False,
            commit: str | None = None, note: str | None = None, root: Path | None = None,
-           suites: Mapping[str, Suite] | None = None) -> dict:
+           suites: Mapping[str, Suite] | None = None, hashed: tuple[dict, dict] | None = None) -> dict:
     """Write ``suite``'s record into ``benchmarks/results/provenance.json`` and return it.
 
     Called after a run wrote the suite's outputs.  ``rerender=True``: the outputs were rewritten from
     the raw JSON of an earlier run (``python -m benchmarks.pmask render``): the earlier record's
     commit and input hashes are kept except for the suite's ``render_inputs``, and the re-render is
     recorded beside them.  ``commit``: the commit the results were made on, when it is not HEAD
-    (only :func:`stamp` passes it)."""
+    (only :func:`stamp` passes it, with ``hashed``: the input and output hashes as committed)."""
     root = Path(root or ROOT)
     suites = SUITES if suites is None else suites
     if suite not in suites:
@@ -293,12 +293,14 @@ def record(suite: str, *, seeds=None, argv: Sequence[str] | None = None, rerende
                                  "dirty": _dirty(root, spec.render_inputs), "inputs": list(spec.render_inputs)}
         else:
             entry = {"command": command_line(argv), "commit": commit or head, "time": now,
-                     "dirty": [] if commit else _dirty(root, spec.inputs), "inputs": _hashes(root, spec.inputs)}
+                     "dirty": [] if hashed else _dirty(root, spec.inputs),
+                     "inputs": hashed[0] if hashed else _hashes(root, spec.inputs)}
             if seeds is not None:
                 entry["seeds"] = seeds
             if note:
                 entry["note"] = note
-        entry["outputs"] = {p: h for p, h in _hashes(root, spec.outputs).items() if h is not None}
+        outputs = hashed[1] if hashed else _hashes(root, spec.outputs)
+        entry["outputs"] = {p: h for p, h in outputs.items() if h is not None}
         if missing:
             entry["missing_outputs"] = missing
         data[suite] = entry
@@ -360,20 +362,33 @@ def after_run(benchmark: str, args, part: str = "all", argv: Sequence[str] | Non
     return list(names)
 
 
-def stamp(suite: str, *, run_commit: str | None = None, root: Path | None = None,
+def _committed_hashes(root: Path, rev: str, paths: Sequence[str]) -> dict[str, str | None]:
+    """sha256 of each path as committed at ``rev`` (None where it does not exist there)."""
+    out = {}
+    for p in paths:
+        blob = subprocess.run(["git", "show", f"{rev}:{p}"], cwd=root, capture_output=True)
+        out[p] = hashlib.sha256(blob.stdout).hexdigest() if blob.returncode == 0 else None
+    return out
+
+
+def stamp(suite: str, *, run_commit: str | None = None, excuse: Sequence[str] = (), root: Path | None = None,
           suites: Mapping[str, Suite] | None = None) -> dict:
     """Record ``suite`` without rerunning it, only when git history shows its outputs are fresh.
 
-    The run's commit is ``run_commit`` or, when the outputs are committed and unmodified, the commit
-    that last wrote them.  Refused (ValueError naming the files) when an input changed in a later
-    commit or has uncommitted changes."""
+    The run's commit is ``run_commit`` or, when the outputs are committed and unmodified, the earliest
+    of the commits that last wrote each of them.  Refused (ValueError naming the files and commits)
+    when an input's content at HEAD differs from the run's commit, unless every commit that changed it
+    is in ``excuse`` (a change known not to touch what the table measures, such as the line that
+    calls this module; the record's note names each excused commit).  Inputs are hashed as committed
+    at HEAD, so an uncommitted edit to an input shows up in :func:`check` as stale."""
     root = Path(root or ROOT)
     suites = SUITES if suites is None else suites
     if suite not in suites:
         raise ValueError(f"suite={suite!r} is not one of {sorted(suites)}")
     spec = suites[suite]
+    outputs_dirty = _dirty(root, spec.outputs)
     if run_commit is None:
-        if _dirty(root, spec.outputs):
+        if outputs_dirty:
             raise ValueError(f"{suite}: its outputs have uncommitted changes; pass --run-commit (the commit the run "
                              "started from) or commit them first")
         # the earliest of the outputs' last writes: every output must be fresh, the oldest decides
@@ -386,15 +401,25 @@ def stamp(suite: str, *, run_commit: str | None = None, root: Path | None = None
         run_commit = _git(root, "rev-parse", "--verify", f"{run_commit}^{{commit}}")
         if not run_commit:
             raise ValueError("--run-commit is not a commit of this repository")
+    excused = {_git(root, "rev-parse", "--verify", f"{c}^{{commit}}") or c for c in excuse}
     # content, not history: a change made and reverted after the run leaves the inputs as the run read them
     changed = (_git(root, "diff", "--name-only", run_commit, "HEAD", "--", *spec.inputs) or "").split()
-    changed += [p for p in spec.inputs if not (root / p).is_file()]
-    dirty = _dirty(root, spec.inputs)
-    if changed or dirty:
-        raise ValueError(f"{suite} is stale, not stamped: inputs changed after {run_commit[:12]}: "
-                         f"{', '.join(sorted(set(changed + dirty)))}; run `{spec.command}`")
+    commits = (_git(root, "log", "--format=%H", f"{run_commit}..HEAD", "--", *changed) or "").split() if changed else []
+    blamed = [c for c in commits if c not in excused]
+    if blamed:
+        subjects = [_git(root, "log", "-1", "--format=%h %s", c) for c in blamed]
+        raise ValueError(f"{suite} is stale, not stamped: inputs changed after {run_commit[:12]}: {', '.join(changed)} "
+                         f"(in {'; '.join(subjects)}); run `{spec.command}`")
+    inputs = _committed_hashes(root, "HEAD", spec.inputs)
+    if any(h is None for h in inputs.values()):
+        raise ValueError(f"{suite}: inputs not committed at HEAD: {[p for p, h in inputs.items() if h is None]}")
+    outputs = _hashes(root, spec.outputs) if outputs_dirty else _committed_hashes(root, "HEAD", spec.outputs)
+    note = f"stamped without rerunning: outputs from commit {run_commit[:12]}, no input changed since"
+    if commits:
+        note += ("; excused (changed inputs without touching what the table measures): "
+                 + "; ".join(_git(root, "log", "-1", "--format=%h %s", c) or c for c in commits))
     return record(suite, commit=run_commit, root=root, suites=suites, argv=shlex.split(_table_command(root, spec)),
-                  note=f"stamped without rerunning: outputs from commit {run_commit[:12]}, no input changed since")
+                  note=note, hashed=(inputs, outputs))
 
 
 def _table_command(root: Path, spec: Suite) -> str:
@@ -421,6 +446,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("suite", choices=sorted(SUITES))
     s.add_argument("--run-commit", default=None,
                    help="the commit the run was made on (default: the commit that last wrote the outputs)")
+    s.add_argument("--excuse", nargs="+", default=[], metavar="COMMIT",
+                   help="commits that changed an input without touching what the table measures (e.g. the line that "
+                        "records provenance); each is named in the record's note")
     a = p.parse_args(argv)
     if a.cmd == "check":
         problems = check()
@@ -431,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
         return 1 if problems else 0
     try:
-        entry = stamp(a.suite, run_commit=a.run_commit)
+        entry = stamp(a.suite, run_commit=a.run_commit, excuse=a.excuse)
     except ValueError as e:
         print(f"stamp: {e}", file=sys.stderr)
         return 1

@@ -171,9 +171,29 @@ def test_stamp_only_when_no_input_changed_after_the_outputs(tree):
     assert entry["commit"] == first and "without rerunning" in entry["note"]
     assert P.check(root=root, suites=suites) == []
 
+    # an uncommitted edit to an input: the stamp vouches for the committed content only, check() sees the edit
     (root / "src/method.py").write_text("ALPHA = 3\n")
-    with pytest.raises(ValueError, match="src/method.py"):  # uncommitted change to an input
-        P.stamp("demo", root=root, suites=suites)
+    P.stamp("demo", root=root, suites=suites)
+    assert _kinds(P.check(root=root, suites=suites)) == [("stale input", "src/method.py")]
+
     _git(root, "commit", "-q", "-am", "method changed after the table")
-    with pytest.raises(ValueError, match=r"stale.*src/method\.py.*python -m benchmarks demo"):
+    with pytest.raises(ValueError, match=r"stale.*src/method\.py.*method changed after the table.*python -m benchmarks demo"):
         P.stamp("demo", root=root, suites=suites)
+
+
+def test_stamp_with_an_excused_commit_names_it(tree):
+    root, suites = tree
+    _git(root, "init", "-q")
+    _git(root, "add", ".")
+    _git(root, "commit", "-q", "-m", "results")
+    (root / "src/method.py").write_text("ALPHA = 1\nrecord_provenance()\n")
+    _git(root, "commit", "-q", "-am", "hook")
+    hook = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    (root / "src/words.py").write_text("VERDICT = 'reversed'\n")
+    _git(root, "commit", "-q", "-am", "wording")
+    with pytest.raises(ValueError, match="wording"):  # the excuse covers the hook, not the wording
+        P.stamp("demo", excuse=[hook[:8]], root=root, suites=suites)
+    _git(root, "revert", "--no-edit", "HEAD")
+    entry = P.stamp("demo", excuse=[hook[:8]], root=root, suites=suites)
+    assert "excused" in entry["note"] and "hook" in entry["note"]
+    assert P.check(root=root, suites=suites) == []
