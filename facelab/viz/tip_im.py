@@ -22,7 +22,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -32,6 +32,9 @@ from matplotlib.patches import Patch
 from .. import validate as V
 from ..metrics.identification import similarity_matrix, top_n
 from .figures import to_numpy_image
+
+if TYPE_CHECKING:
+    from ..metrics.claims import PairedComparison
 
 #: where ``python -m benchmarks tip_im`` writes its rows (present in a clone of the repository, not in a pip install)
 BENCHMARK_JSON = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "tip_im.json"
@@ -125,6 +128,25 @@ def gamma_sweep(rows: Sequence[Mapping], method: str = "G", n: int = 1) -> Gamma
     chance = np.array([np.mean([by[g, m][f"chance R{n}-T"] for m in models]) for g in gammas])
     white = tuple(m for m in models if by[gammas[0], m]["box"] == "white")
     return GammaSweep(method, n, gammas, models, white, hits, ssim, chance, probe_ids)
+
+
+def gamma_steps(sweep: GammaSweep) -> list[tuple[float, float, "PairedComparison"]]:
+    """Fig. 4's trend in numbers: for each consecutive pair of γ, ``(γ0, γ1, c)``
+    with ``c`` the paired comparison "black-box Rank-N-T at γ1 beats γ0" over
+    probe-model pairs (exact sign test, bootstrap CI over probes: the pairs of
+    one probe are correlated), :func:`facelab.metrics.claims.compare_paired`.
+    A "reversed" verdict means raising γ lowered Rank-N-T."""
+    from ..metrics.claims import compare_paired
+
+    if not sweep.black_box:
+        raise ValueError("the sweep has no black-box model: Fig. 4's transfer trend needs one")
+    clusters = [p for _ in sweep.black_box for p in sweep.probe_ids]
+    out = []
+    for j in range(len(sweep.gammas) - 1):
+        a = [v for m in sweep.black_box for v in sweep.hits[m][j + 1]]
+        b = [v for m in sweep.black_box for v in sweep.hits[m][j]]
+        out.append((sweep.gammas[j], sweep.gammas[j + 1], compare_paired(a, b, clusters=clusters)))
+    return out
 
 
 def _bootstrap_mean_ci(values: np.ndarray, level: float, n_boot: int, seed: int) -> tuple[float, float]:

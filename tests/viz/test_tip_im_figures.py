@@ -165,3 +165,18 @@ def test_gallery_figure_frames_follow_the_ranks(offline, load_model):
         vt.gallery_figure(model, {"clean": x}, gallery, gallery_labels, own, [own], k=3)
     with pytest.raises(TypeError, match="probes"):
         vt.gallery_figure(model, x, gallery, gallery_labels, own, targets)
+
+
+def test_gamma_steps_compare_consecutive_gammas_on_black_box_pairs():
+    sweep = vt.gamma_sweep(_rows())
+    steps = vt.gamma_steps(sweep)
+    assert [(g0, g1) for g0, g1, _ in steps] == [(0.0, 10.0), (10.0, 30.0)]
+    for j, (_, _, c) in enumerate(steps):
+        before = np.concatenate([sweep.hits[m][j] for m in sweep.black_box])
+        after = np.concatenate([sweep.hits[m][j + 1] for m in sweep.black_box])
+        assert c.n == 2 * sweep.probes  # two black boxes × five probes; the white box is not counted
+        assert (c.wins, c.losses) == (int((after & ~before).sum()), int((before & ~after).sum()))
+        assert c.rate_a == pytest.approx(after.mean()) and c.rate_b == pytest.approx(before.mean())
+    white_only = vt.gamma_sweep(_rows(models=(("sur", "white"),)))
+    with pytest.raises(ValueError, match="black-box"):
+        vt.gamma_steps(white_only)
