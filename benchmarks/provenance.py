@@ -127,7 +127,7 @@ SUITES: dict[str, Suite] = {
         inputs=_files(("benchmarks/pmask.py", "facelab/methods/pmask.py", "facelab/methods/fawkes.py",
                        "facelab/experiments/pmask.py", "facelab/metrics/diversity.py"),
                       TIP_IM, TIMING, CLAIMS, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
-        command="python -m benchmarks pmask --threads 1",
+        command="python -m benchmarks pmask --threads 2",
         render_inputs=("benchmarks/pmask.py", *CLAIMS)),
     "pmask_teams": Suite(
         outputs=(f"{RESULTS}/pmask_teams.md",),
@@ -147,13 +147,13 @@ SUITES: dict[str, Suite] = {
                        "facelab/methods/reconstruction.py", "facelab/experiments/pmt.py", "facelab/metrics/privacy.py",
                        "facelab/models/shallow.py", "facelab/models/attributes.py", OPS["smoothing"]),
                       TIMING, CLAIMS, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
-        command="python -m benchmarks pmt --threads 1"),
+        command="python -m benchmarks pmt --threads 2"),
     "protect": Suite(
         outputs=(f"{RESULTS}/protect.md",),
         inputs=_files(("benchmarks/protect.py", "facelab/protection.py", "facelab/protection_cli.py", "facelab/photo.py",
                        "facelab/jpeg.py", "facelab/faces/view.py", "facelab/faces/align.py", "facelab/faces/detect.py",
                        "facelab/faces/io.py"), TIMING, BASELINES, WEIGHTS, THRESHOLDS, LOCK),
-        command="python -m benchmarks protect --threads 1"),
+        command="python -m benchmarks protect --threads 2"),
 }
 
 # which records a run writes: (benchmark, part) -> suites; part "all" is `python -m benchmarks NAME`
