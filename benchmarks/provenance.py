@@ -258,20 +258,42 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return shlex.join(["python", "-m", module, *argv[1:]])
 
 
+def _process_start() -> float | None:
+    """When this process started (UNIX time), from /proc; None where there is no /proc."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _changed_since(root: Path, paths: Sequence[str], start: float | None) -> list[str]:
+    """Inputs modified after the run began: the run read their old content (in a shared working tree
+    another engineer may save a file mid-run), so their current hash must not be recorded as the run's."""
+    if start is None:
+        return []
+    return [p for p in paths if (root / p).is_file() and (root / p).stat().st_mtime > start + 1]
+
+
 def _hashes(root: Path, paths: Sequence[str]) -> dict[str, str | None]:
     return {p: sha256(root / p) if (root / p).is_file() else None for p in paths}
 
 
 def record(suite: str, *, seeds=None, argv: Sequence[str] | None = None, rerender: bool = False,
            commit: str | None = None, note: str | None = None, root: Path | None = None,
-           suites: Mapping[str, Suite] | None = None, hashed: tuple[dict, dict] | None = None) -> dict:
+           suites: Mapping[str, Suite] | None = None, hashed: tuple[dict, dict] | None = None,
+           started: float | None = None) -> dict:
     """Write ``suite``'s record into ``benchmarks/results/provenance.json`` and return it.
 
     Called after a run wrote the suite's outputs.  ``rerender=True``: the outputs were rewritten from
     the raw JSON of an earlier run (``python -m benchmarks.pmask render``): the earlier record's
     commit and input hashes are kept except for the suite's ``render_inputs``, and the re-render is
     recorded beside them.  ``commit``: the commit the results were made on, when it is not HEAD
-    (only :func:`stamp` passes it, with ``hashed``: the input and output hashes as committed)."""
+    (only :func:`stamp` passes it, with ``hashed``: the input and output hashes as committed).
+    ``started``: when the run began (UNIX time; :func:`after_run` passes the process's start): an input
+    modified after it is recorded as changed during the run, so the table shows as stale."""
     root = Path(root or ROOT)
     suites = SUITES if suites is None else suites
     if suite not in suites:
@@ -287,7 +309,7 @@ def record(suite: str, *, seeds=None, argv: Sequence[str] | None = None, rerende
             if old is None:
                 raise ValueError(f"cannot record a re-render of {suite}: there is no record of the run it re-renders; "
                                  f"run `{spec.command}`")
-            entry = dict(old)
+            entry = {k: v for k, v in old.items() if k != "missing_outputs"}
             entry["inputs"] = {**old["inputs"], **_hashes(root, spec.render_inputs)}
             entry["rendered"] = {"command": command_line(argv), "commit": head, "time": now,
                                  "dirty": _dirty(root, spec.render_inputs), "inputs": list(spec.render_inputs)}
@@ -295,6 +317,12 @@ def record(suite: str, *, seeds=None, argv: Sequence[str] | None = None, rerende
             entry = {"command": command_line(argv), "commit": commit or head, "time": now,
                      "dirty": [] if hashed else _dirty(root, spec.inputs),
                      "inputs": hashed[0] if hashed else _hashes(root, spec.inputs)}
+            during = [] if hashed else _changed_since(root, spec.inputs, started)
+            if during:  # not the content the run read: recorded as unknown, so check() calls the table stale
+                entry["changed_during_run"] = during
+                entry["inputs"].update({p: "changed during the run" for p in during})
+                print(f"provenance: {suite}: {', '.join(during)} changed while the run was going; the table is "
+                      f"recorded as stale", file=sys.stderr)
             if seeds is not None:
                 entry["seeds"] = seeds
             if note:
@@ -357,7 +385,7 @@ def after_run(benchmark: str, args, part: str = "all", argv: Sequence[str] | Non
     names = RENDER_PARTS.get((benchmark, part)) or PARTS.get((benchmark, part), ())
     seeds = {"seed": args.ta_seed} if getattr(args, "ta_seed", None) is not None else None
     for name in names:
-        record(name, argv=argv, rerender=rerender, seeds=seeds)
+        record(name, argv=argv, rerender=rerender, seeds=seeds, started=_process_start())
         print(f"provenance: recorded {name} in {RECORD}", flush=True)
     return list(names)
 

@@ -197,3 +197,18 @@ def test_stamp_with_an_excused_commit_names_it(tree):
     entry = P.stamp("demo", excuse=[hook[:8]], root=root, suites=suites)
     assert "excused" in entry["note"] and "hook" in entry["note"]
     assert P.check(root=root, suites=suites) == []
+
+
+def test_an_input_saved_during_the_run_is_not_vouched_for(tree):
+    import os
+    import time
+
+    root, suites = tree
+    start = time.time() - 60
+    for p in suites["demo"].inputs:
+        os.utime(root / p, (start - 60, start - 60))  # as they were when the run began
+    os.utime(root / "src/method.py", (start + 30, start + 30))  # saved by someone else mid-run
+    entry = P.record("demo", started=start, root=root, suites=suites)
+    assert entry["changed_during_run"] == ["src/method.py"]
+    assert _kinds(P.check(root=root, suites=suites)) == [("stale input", "src/method.py")]
+    assert P._process_start() is None or P._process_start() <= time.time()
