@@ -262,14 +262,11 @@ def bootstrap_ci(values: np.ndarray, clusters: np.ndarray, n_boot: int = 2000, s
 
 
 def verdict(diff_sign: int, p: float, alpha: float = 0.05) -> str:
-    """'holds' only when significant in the claimed direction."""
-    if diff_sign > 0 and p < alpha:
-        return "**holds**"
-    if diff_sign > 0:
-        return "direction holds, not significant"
-    if diff_sign == 0:
-        return "no difference"
-    return "reversed" + (" (significant)" if p < alpha else ", not significant")
+    """The project's wording (:func:`facelab.metrics.claims.verdict`) for a claim whose
+    predicted direction is ``diff_sign > 0``, decided by the exact sign test's ``p``."""
+    from ..metrics.claims import verdict as worded
+
+    return worded(float(diff_sign), p=p, alpha=alpha)
 
 
 # -- figures for the notebook ---------------------------------------------------

@@ -141,15 +141,12 @@ def paired_summary(a: Sequence[float], b: Sequence[float], n_boot: int = 10000, 
             "p": sign_test(int((d > 0).sum()), int((d < 0).sum()))}
 
 
-def verdict(direction_ok: bool, p: float, alpha: float = 0.05) -> str:
-    """The project's wording for a one-direction claim tested two-sided."""
-    if direction_ok and p < alpha:
-        return "holds"
-    if direction_ok:
-        return "direction holds, not significant"
-    if p < alpha:
-        return "reversed"
-    return "no difference" if p >= alpha else "reversed"
+def verdict(effect: float, p: float, alpha: float = 0.05) -> str:
+    """The project's wording (:func:`facelab.metrics.claims.verdict`) for a claim
+    whose predicted direction is ``effect > 0``, decided by the exact sign test's ``p``."""
+    from ..metrics.claims import verdict as worded
+
+    return worded(effect, p=p, alpha=alpha)
 
 
 # -- helpers shared by the benchmark and the notebook --------------------------------------

@@ -21,7 +21,6 @@ from math import comb
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import binomtest
 
 VERDICTS = (
     "holds (significant)",
@@ -39,7 +38,11 @@ def sign_test(wins: int, losses: int) -> float:
     if wins < 0 or losses < 0:
         raise ValueError(f"wins and losses must be counts >= 0, got {wins}, {losses}")
     n = wins + losses
-    return 1.0 if n == 0 else float(binomtest(wins, n, 0.5).pvalue)
+    if n == 0:
+        return 1.0
+    from scipy.stats import binomtest  # scipy.stats costs ~1 s to import; only the tests need it
+
+    return float(binomtest(wins, n, 0.5).pvalue)
 
 
 def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], *, level: float = 0.95,
@@ -74,17 +77,22 @@ def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], *, level: float 
     return float(d.mean()), float(lo), float(hi)
 
 
-def verdict(effect: float, ci: tuple[float, float], p: float | None = None, *, alpha: float = 0.05) -> str:
+def verdict(effect: float, ci: tuple[float, float] | None = None, p: float | None = None, *,
+            alpha: float = 0.05) -> str:
     """Word a claim whose predicted direction is ``effect > 0``.
 
     Significant means the test rejects at ``alpha`` *and* the CI excludes 0
     (when only one of the two is available, that one decides).  An effect of
     exactly 0 with a CI around it is "no difference".
     """
-    lo, hi = ci
-    if lo > hi:
-        raise ValueError(f"ci must be (low, high), got {ci}")
-    ci_excludes_zero = lo > 0 or hi < 0
+    if ci is None and p is None:
+        raise ValueError("verdict needs a confidence interval, a p-value, or both")
+    ci_excludes_zero = True
+    if ci is not None:
+        lo, hi = ci
+        if lo > hi:
+            raise ValueError(f"ci must be (low, high), got {ci}")
+        ci_excludes_zero = lo > 0 or hi < 0
     significant = ci_excludes_zero and (p is None or p < alpha)
     if effect > 0:
         return VERDICTS[0] if significant else VERDICTS[1]

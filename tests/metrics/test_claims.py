@@ -36,6 +36,10 @@ def test_sign_test_known_values():
     (-0.3, (-0.5, 0.1), 0.30, "reversed, not significant"),
     (-0.3, (-0.5, -0.1), 0.001, "reversed (significant)"),
     (0.3, (0.1, 0.5), None, "holds (significant)"),
+    (0.3, None, 0.01, "holds (significant)"),                       # a test alone decides
+    (0.3, None, 0.20, "direction holds, not significant"),
+    (-0.3, None, 0.20, "reversed, not significant"),
+    (-0.3, None, 0.01, "reversed (significant)"),
 ])
 def test_verdict_table(effect, ci, p, want):
     assert verdict(effect, ci, p) == want
@@ -44,6 +48,11 @@ def test_verdict_table(effect, ci, p, want):
 def test_verdict_refuses_an_inverted_interval():
     with pytest.raises(ValueError, match="low, high"):
         verdict(0.1, (0.2, 0.0))
+
+
+def test_verdict_needs_some_evidence():
+    with pytest.raises(ValueError, match="confidence interval, a p-value"):
+        verdict(0.1)
 
 
 def test_bootstrap_ci_brackets_the_effect_and_shrinks_with_n():
