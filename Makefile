@@ -11,13 +11,16 @@ LOCK   := requirements-lock.txt
 
 # Installs exactly the versions in the committed lock (requirements-lock.txt);
 # the requirement files keep lower bounds only, for Colab and other users.
-$(STAMP): requirements.txt requirements-dev.txt $(LOCK) pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt $(LOCK) pyproject.toml binder/overrides.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c $(LOCK) pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c $(LOCK)
 	# its declared pins (torch<2.3, numpy<2) would downgrade torch: install it alone
 	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	# JupyterLab defaults: save widget state, so a reopened notebook shows its players' last frames
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp binder/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -6,7 +6,9 @@ every cell, then moves the player's slider and presses Play, checking that the
 shown frame and the "iteration N of M" caption change, that Play shows every
 frame, that a frame takes at most 200 ms from the key press to the new image
 on screen, and that the console holds no error except the Colab badge, which
-cannot load offline.
+cannot load offline.  Notebook 00 is then saved, its kernel shut down and the
+notebook reopened: the players must come back from the saved widget state
+(``binder/overrides.json`` turns it on), not as "model not found".
 
 Chromium comes from ``tools/ensure_chromium.sh`` (``make test`` runs it).  The
 test skips, saying why, only where no Chromium can be had and ``CI`` is unset;
@@ -302,3 +304,35 @@ def test_notebook_widgets_in_chromium(lab, page, notebook, players, record_prope
         assert slow <= FRAME_BUDGET_MS, f"{r['label']}: a frame took {slow:.0f} ms (> {FRAME_BUDGET_MS:.0f} ms)"
     errors = _console_errors(page)
     assert not errors, f"{notebook}: console errors: {errors[:5]}"
+    if notebook.startswith("00_"):
+        _check_reopened(page, lab, notebook, players)
+
+
+def _check_reopened(page, lab, name: str, players: int) -> None:
+    """Save, shut the kernel down, reopen: the players' last frames must be shown from the saved widget state."""
+    path = lab["root"] / name
+    before = path.stat().st_mtime
+    page.locator(f"{ACTIVE} .jp-Notebook").first.click()
+    page.keyboard.press("Control+s")
+    end = time.time() + 30
+    while time.time() < end and not (path.stat().st_mtime > before
+                                     and "application/vnd.jupyter.widget-state+json" in json.loads(path.read_text()).get(
+                                         "metadata", {}).get("widgets", {})):
+        time.sleep(0.25)
+    saved = json.loads(path.read_text()).get("metadata", {}).get("widgets", {})
+    assert "application/vnd.jupyter.widget-state+json" in saved, \
+        f"{name}: the saved notebook holds no widget state (is saveState on in lab/settings/overrides.json?)"
+    for k in _get(f"{lab['base']}/api/kernels?token={lab['token']}"):
+        req = urllib.request.Request(f"{lab['base']}/api/kernels/{k['id']}?token={lab['token']}", method="DELETE")
+        urllib.request.urlopen(req, timeout=10).close()
+    page.goto(f"{lab['base']}/lab/tree/{name}?reset&token={lab['token']}")
+    page.wait_for_selector(f"{ACTIVE} .jp-Notebook", timeout=60_000)
+    boxes = page.locator(f"{ACTIVE} .jp-OutputArea-output .widget-vbox").filter(has=page.locator("img"))
+    try:
+        boxes.nth(players - 1).wait_for(timeout=30_000)
+    except Exception as exc:
+        shown = page.locator(f"{ACTIVE} .jp-OutputArea-output").all_inner_texts()
+        raise AssertionError(f"{name} reopened: {boxes.count()} player(s) restored, expected {players}; outputs: "
+                             f"{[t[:200] for t in shown if 'widget' in t.lower()]}") from exc
+    lost = page.locator(f"{ACTIVE} .jp-OutputArea-output", has_text="model not found").count()
+    assert lost == 0, f"{name} reopened: {lost} output(s) show 'Error displaying widget: model not found'"
