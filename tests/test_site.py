@@ -1,0 +1,58 @@
+"""The static site of executed notebooks (`make site`, mkdocs.yml): its configuration is
+valid, lists every notebook, executes them by default, and renders every page.  The
+notebooks are not executed here (CI runs each under nbval already): the build runs with
+FACELAB_SITE_EXECUTE=false, which the site's configuration reads."""
+from pathlib import Path
+
+from mkdocs import config as mkdocs_config  # mkdocs-jupyter is in requirements-dev.txt: missing is a failure
+from mkdocs.commands.build import build
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "mkdocs.yml"
+
+
+def _nav_files(nav) -> list[str]:
+    out = []
+    for item in nav:
+        value = next(iter(item.values())) if isinstance(item, dict) else item
+        out += _nav_files(value) if isinstance(value, list) else [value]
+    return out
+
+
+def _load(monkeypatch, execute: str | None, site_dir: Path | None = None):
+    if execute is None:
+        monkeypatch.delenv("FACELAB_SITE_EXECUTE", raising=False)
+    else:
+        monkeypatch.setenv("FACELAB_SITE_EXECUTE", execute)
+    kw = {"site_dir": str(site_dir)} if site_dir else {}
+    return mkdocs_config.load_config(str(CONFIG), **kw)
+
+
+def test_config_lists_every_notebook_and_executes_by_default(monkeypatch):
+    cfg = _load(monkeypatch, None)
+    nav = _nav_files(cfg["nav"])
+    notebooks = sorted(f"notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks and sorted(n for n in nav if n.endswith(".ipynb")) == notebooks, "add new notebooks to mkdocs.yml's nav"
+    for page in nav:
+        assert (Path(cfg["docs_dir"]) / page).is_file(), f"mkdocs.yml's nav names {page}, which is not in docs/"
+    plugin = cfg["plugins"]["mkdocs-jupyter"].config
+    assert plugin["execute"] is True and plugin["allow_errors"] is False  # `make site` runs every notebook, failures stop it
+    assert Path(cfg["site_dir"]) == ROOT / "site"
+    assert "site/" in (ROOT / ".gitignore").read_text().split()
+    assert _load(monkeypatch, "false")["plugins"]["mkdocs-jupyter"].config["execute"] is False
+
+
+def test_site_renders_every_page_without_executing(monkeypatch, tmp_path):
+    before = {p.name: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
+    cfg = _load(monkeypatch, "false", tmp_path / "site")
+    build(cfg)
+    site = tmp_path / "site"
+    assert (site / "index.html").is_file()
+    for name in before:
+        page = site / "notebooks" / name.replace(".ipynb", ".html")
+        assert page.is_file(), f"{name} has no page"
+        html = page.read_text()
+        assert "jp-Notebook" in html and "jp-CodeCell" in html  # rendered as a notebook, with its code
+        assert '<div class="jp-OutputArea-child' not in html  # not executed: the committed notebooks carry no outputs
+    assert "04 · TIP-IM" in (site / "notebooks" / "04_tip_im.html").read_text()
+    assert {p.name: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")} == before  # sources untouched
