@@ -37,6 +37,7 @@ def test_config_lists_every_notebook_and_executes_by_default(monkeypatch):
         assert (Path(cfg["docs_dir"]) / page).is_file(), f"mkdocs.yml's nav names {page}, which is not in docs/"
     plugin = cfg["plugins"]["mkdocs-jupyter"].config
     assert plugin["execute"] is True and plugin["allow_errors"] is False  # `make site` runs every notebook, failures stop it
+    assert plugin["cache"] is False  # its cache key ignores FACELAB_FAST, so a fast page could stand in for a full one
     assert Path(cfg["site_dir"]) == ROOT / "site"
     assert "site/" in (ROOT / ".gitignore").read_text().split()
     assert _load(monkeypatch, "false")["plugins"]["mkdocs-jupyter"].config["execute"] is False
