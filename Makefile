@@ -60,3 +60,9 @@ binder-check:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Every notebook executed and rendered to a static HTML site in site/ (mkdocs + mkdocs-jupyter, mkdocs.yml),
+# at full scale; `FACELAB_FAST=1 make site` for a quick check. The source notebooks stay output-free.
+.PHONY: site
+site: fetch
+	$(VENV)/bin/mkdocs build --clean
