@@ -57,3 +57,22 @@ def test_site_renders_every_page_without_executing(monkeypatch, tmp_path):
         assert '<div class="jp-OutputArea-child' not in html  # not executed: the committed notebooks carry no outputs
     assert "04 · TIP-IM" in (site / "notebooks" / "04_tip_im.html").read_text()
     assert {p.name: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")} == before  # sources untouched
+
+
+def test_site_pages_get_static_players(monkeypatch):
+    """`make site` sets FACELAB_NO_WIDGETS=1: a player on a static page is a figure, since
+    its slider's Python callbacks are gone (and the widget needs a CDN script to show at all)."""
+    import IPython
+
+    from facelab.viz.player import widgets_usable
+
+    class Kernel:  # a shell that has a kernel, as inside Jupyter
+        kernel = object()
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Kernel())
+    monkeypatch.delenv("FACELAB_NO_WIDGETS", raising=False)
+    assert widgets_usable() is True
+    monkeypatch.setenv("FACELAB_NO_WIDGETS", "1")
+    assert widgets_usable() is False
+    site_rule = (ROOT / "Makefile").read_text().split("\nsite:", 1)[1]
+    assert "FACELAB_NO_WIDGETS=1" in site_rule.split("\n\n", 1)[0]

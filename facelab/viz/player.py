@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from typing import Callable, Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -19,7 +20,11 @@ from .figures import step_figure, summary_grid
 
 
 def widgets_usable() -> bool:
-    """True inside a kernel where ipywidgets can be displayed."""
+    """True inside a kernel where ipywidgets can be displayed.  ``FACELAB_NO_WIDGETS=1``
+    says no (a static page such as ``make site``'s, where a widget's Python callbacks are
+    gone: the players draw their static figures instead)."""
+    if os.environ.get("FACELAB_NO_WIDGETS") == "1":
+        return False
     try:
         import ipywidgets  # noqa: F401
         from IPython import get_ipython
