@@ -65,4 +65,4 @@ clean-venv:
 # at full scale; `FACELAB_FAST=1 make site` for a quick check. The source notebooks stay output-free.
 .PHONY: site
 site: fetch
-	$(VENV)/bin/mkdocs build --clean
+	FACELAB_NO_WIDGETS=1 $(VENV)/bin/mkdocs build --clean  # players as static figures on the pages
