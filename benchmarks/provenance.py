@@ -68,7 +68,11 @@ def _files(*groups: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({p for g in groups for p in g}))
 
 
-LOCK = ("requirements-lock.txt",)
+# the lock's pins of the packages that compute the numbers and everything they pull in (a docs or test tool
+# added to the lock moves no number); "path#selector" inputs are hashed through SELECTORS
+LOCK = ("requirements-lock.txt#numeric",)
+NUMERIC_PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pillow", "scikit-image", "scikit-learn", "kornia", "av",
+                    "torchattacks")
 WEIGHTS = ("facelab/models/packages.py",)
 THRESHOLDS = ("facelab/models/thresholds.json",)
 FACES = ("facelab/faces/manifest.json", "facelab/faces/packages.py", "facelab/faces/offline.py",
@@ -274,11 +278,50 @@ def _changed_since(root: Path, paths: Sequence[str], start: float | None) -> lis
     another engineer may save a file mid-run), so their current hash must not be recorded as the run's."""
     if start is None:
         return []
-    return [p for p in paths if (root / p).is_file() and (root / p).stat().st_mtime > start + 1]
+    return [p for p in paths if (root / _base(p)).is_file() and (root / _base(p)).stat().st_mtime > start + 1]
+
+
+def lock_pins(text: str, roots: Sequence[str] = NUMERIC_PACKAGES) -> str:
+    """The ``name==version`` lines of a pip-compile lock for ``roots`` and their dependencies (followed
+    through the lock's ``# via`` notes), sorted."""
+    norm = lambda n: n.strip().lower().replace("_", "-")  # noqa: E731
+    pins, parents, current = {}, {}, None
+    for line in text.splitlines():
+        body = line.strip()
+        if body and not body.startswith("#") and "==" in body and not line[0].isspace():
+            current = norm(body.split("==")[0].split("[")[0])
+            pins[current] = body.split(";")[0].split()[0].strip()
+            parents[current] = set()
+        elif current and body.startswith("#"):
+            via = body.lstrip("#").strip()
+            via = via[len("via"):].strip() if via.startswith("via") else via
+            if via:
+                parents[current].add(norm(via))
+    keep = {norm(r) for r in roots} & set(pins)
+    grew = True
+    while grew:
+        new = {n for n, ps in parents.items() if n not in keep and ps & keep}
+        keep |= new
+        grew = bool(new)
+    return "\n".join(sorted(pins[n] for n in keep)) + "\n"
+
+
+SELECTORS = {"numeric": lock_pins}
+
+
+def _base(p: str) -> str:
+    return p.split("#", 1)[0]
+
+
+def digest(p: str, data: bytes) -> str:
+    """sha256 of an input's content, through its selector when it names one (``path#selector``)."""
+    if "#" in p:
+        data = SELECTORS[p.split("#", 1)[1]](data.decode()).encode()
+    return hashlib.sha256(data).hexdigest()
 
 
 def _hashes(root: Path, paths: Sequence[str]) -> dict[str, str | None]:
-    return {p: sha256(root / p) if (root / p).is_file() else None for p in paths}
+    return {p: digest(p, (root / _base(p)).read_bytes()) if (root / _base(p)).is_file() else None for p in paths}
 
 
 def record(suite: str, *, seeds=None, argv: Sequence[str] | None = None, rerender: bool = False,
@@ -343,8 +386,9 @@ def check(*, root: Path | None = None, suites: Mapping[str, Suite] | None = None
     data = _read(root)
     problems: list[Problem] = []
     for name, spec in sorted(suites.items()):
+        current = _hashes(root, spec.inputs)
         for p in spec.inputs:
-            if not (root / p).is_file():
+            if current[p] is None:
                 problems.append(Problem(name, "missing input", p, spec.command))
         rec = data.get(name)
         present = [p for p in spec.outputs if (root / p).is_file()]
@@ -354,7 +398,7 @@ def check(*, root: Path | None = None, suites: Mapping[str, Suite] | None = None
             continue
         recorded_inputs = rec.get("inputs", {})
         for p in spec.inputs:
-            if (root / p).is_file() and (p not in recorded_inputs or recorded_inputs[p] != sha256(root / p)):
+            if current[p] is not None and recorded_inputs.get(p) != current[p]:
                 problems.append(Problem(name, "stale input", p, spec.command))
         recorded_outputs = rec.get("outputs", {})
         for p in spec.outputs:
@@ -394,8 +438,8 @@ def _committed_hashes(root: Path, rev: str, paths: Sequence[str]) -> dict[str, s
     """sha256 of each path as committed at ``rev`` (None where it does not exist there)."""
     out = {}
     for p in paths:
-        blob = subprocess.run(["git", "show", f"{rev}:{p}"], cwd=root, capture_output=True)
-        out[p] = hashlib.sha256(blob.stdout).hexdigest() if blob.returncode == 0 else None
+        blob = subprocess.run(["git", "show", f"{rev}:{_base(p)}"], cwd=root, capture_output=True)
+        out[p] = digest(p, blob.stdout) if blob.returncode == 0 else None
     return out
 
 
@@ -431,14 +475,19 @@ def stamp(suite: str, *, run_commit: str | None = None, excuse: Sequence[str] = 
             raise ValueError("--run-commit is not a commit of this repository")
     excused = {_git(root, "rev-parse", "--verify", f"{c}^{{commit}}") or c for c in excuse}
     # content, not history: a change made and reverted after the run leaves the inputs as the run read them
-    changed = (_git(root, "diff", "--name-only", run_commit, "HEAD", "--", *spec.inputs) or "").split()
-    commits = (_git(root, "log", "--format=%H", f"{run_commit}..HEAD", "--", *changed) or "").split() if changed else []
+    inputs = _committed_hashes(root, "HEAD", spec.inputs)
+    then = _committed_hashes(root, run_commit, spec.inputs)
+    changed = [p for p in spec.inputs if inputs[p] != then[p]]
+    commits = (_git(root, "log", "--format=%H", f"{run_commit}..HEAD", "--", *sorted({_base(p) for p in changed}))
+               or "").split() if changed else []
+    if changed and not commits:
+        raise ValueError(f"{suite}: inputs differ from {run_commit[:12]} but no commit after it changed them "
+                         f"({', '.join(changed)}): is --run-commit an ancestor of HEAD?")
     blamed = [c for c in commits if c not in excused]
     if blamed:
         subjects = [_git(root, "log", "-1", "--format=%h %s", c) for c in blamed]
         raise ValueError(f"{suite} is stale, not stamped: inputs changed after {run_commit[:12]}: {', '.join(changed)} "
                          f"(in {'; '.join(subjects)}); run `{spec.command}`")
-    inputs = _committed_hashes(root, "HEAD", spec.inputs)
     if any(h is None for h in inputs.values()):
         raise ValueError(f"{suite}: inputs not committed at HEAD: {[p for p, h in inputs.items() if h is None]}")
     outputs = _hashes(root, spec.outputs) if outputs_dirty else _committed_hashes(root, "HEAD", spec.outputs)
