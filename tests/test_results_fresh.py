@@ -217,3 +217,33 @@ def test_an_input_saved_during_the_run_is_not_vouched_for(tree):
     assert entry["changed_during_run"] == ["src/method.py"]
     assert _kinds(P.check(root=root, suites=suites)) == [("stale input", "src/method.py")]
     assert P._process_start() is None or P._process_start() <= time.time()
+
+
+LOCK_TEXT = """\
+#    make lock
+#
+mkdocs==1.6.1
+    # via mkdocs-jupyter
+numpy==2.4.6
+    # via
+    #   -r requirements.txt
+    #   scipy
+    #   torchvision
+scipy==1.17.1
+    # via scikit-image
+scikit-image==0.26.0
+    # via -r requirements.txt
+torch==2.14.1
+    # via -r requirements.txt
+"""
+
+
+def test_the_lock_enters_as_the_pins_that_compute_the_numbers():
+    pins = P.lock_pins(LOCK_TEXT, roots=("torch", "scikit-image"))
+    assert pins == "numpy==2.4.6\nscikit-image==0.26.0\nscipy==1.17.1\ntorch==2.14.1\n"  # numpy via scipy
+    docs_tool_added = LOCK_TEXT + "mkdocs-jupyter==0.26.0\n    # via -r requirements-dev.txt\n"
+    assert P.digest("requirements-lock.txt#numeric", docs_tool_added.encode()) == \
+        P.digest("requirements-lock.txt#numeric", LOCK_TEXT.encode())
+    torch_moved = LOCK_TEXT.replace("torch==2.14.1", "torch==2.15.0")
+    assert P.digest("requirements-lock.txt#numeric", torch_moved.encode()) != \
+        P.digest("requirements-lock.txt#numeric", LOCK_TEXT.encode())
