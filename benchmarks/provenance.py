@@ -22,7 +22,8 @@ the :mod:`facelab.ops` building blocks they call, the experiment module, the met
 use, the face set's data (``facelab/faces/manifest.json``, the photo pins in
 ``facelab/faces/packages.py``) and the code that turns photos into crops, the model weight pins
 (``facelab/models/packages.py``), the calibrated thresholds (``facelab/models/thresholds.json``)
-and ``requirements-lock.txt``.  Files every result depends on only through the plumbing
+and the pins in ``requirements-lock.txt`` of the packages that compute (:data:`NUMERIC_PACKAGES` and
+what they pull in: :func:`lock_pins`).  Files every result depends on only through the plumbing
 (``facelab/steps.py``, ``facelab/validate.py``, ``facelab/__init__.py``, the viz helpers, the graph
 interpreters behind the pinned weights, which their parity tests pin to reference outputs) are
 left out: with them every table would go stale at every commit, and a check that always fails is
