@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,7 @@ from benchmarks import provenance as P
 def test_committed_results_are_fresh():
     problems = P.check()
     assert not problems, (
-        f"{len(problems)} problem(s) with benchmarks/results/ (see README, 'Honest numbers'):\n  "
+        f"{len(problems)} problem(s) with benchmarks/results/ (docs/architecture.md, 'Results that cannot go stale silently'):\n  "
         + "\n  ".join(str(p) for p in problems)
         + "\nRerun each command named above: a run of `python -m benchmarks SUITE` records itself in "
           "benchmarks/results/provenance.json; commit the results and that file together.")
@@ -46,7 +45,7 @@ CMD = "python -m benchmarks demo --threads 1"
 
 @pytest.fixture
 def tree(tmp_path):
-    """A repository root with one suite: two inputs (code, data), two outputs."""
+    """A repository root with one suite: three inputs (method, wording, data), two outputs."""
     (tmp_path / "src").mkdir()
     (tmp_path / P.RESULTS).mkdir(parents=True)
     (tmp_path / "src/method.py").write_text("ALPHA = 1\n")
