@@ -336,8 +336,9 @@ def record(suite: str, *, seeds=None, argv: Sequence[str] | None = None, rerende
     commit and input hashes are kept except for the suite's ``render_inputs``, and the re-render is
     recorded beside them.  ``commit``: the commit the results were made on, when it is not HEAD
     (only :func:`stamp` passes it, with ``hashed``: the input and output hashes as committed).
-    ``started``: when the run began (UNIX time; :func:`after_run` passes the process's start): an input
-    modified after it is recorded as changed during the run, so the table shows as stale."""
+    ``started``: when the run began (UNIX time; :func:`after_run` passes the process's start): the
+    commit is HEAD as it was then (``commit_at_end`` beside it when commits landed during the run), and
+    an input modified after it is recorded as changed during the run, so the table shows as stale."""
     root = Path(root or ROOT)
     suites = SUITES if suites is None else suites
     if suite not in suites:
@@ -358,7 +359,12 @@ def record(suite: str, *, seeds=None, argv: Sequence[str] | None = None, rerende
             entry["rendered"] = {"command": command_line(argv), "commit": head, "time": now,
                                  "dirty": _dirty(root, spec.render_inputs), "inputs": list(spec.render_inputs)}
         else:
-            entry = {"command": command_line(argv), "commit": commit or head, "time": now,
+            at_start = _git(root, "rev-list", "-1", f"--before=@{int(started)}", "HEAD") if started else None
+            if at_start and at_start != head and not commit:  # commits landed while a long run was going
+                entry_commit, extra = at_start, {"commit_at_end": head}
+            else:
+                entry_commit, extra = commit or head, {}
+            entry = {"command": command_line(argv), "commit": entry_commit, "time": now, **extra,
                      "dirty": [] if hashed else _dirty(root, spec.inputs),
                      "inputs": hashed[0] if hashed else _hashes(root, spec.inputs)}
             during = [] if hashed else _changed_since(root, spec.inputs, started)

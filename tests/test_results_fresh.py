@@ -246,3 +246,24 @@ def test_the_lock_enters_as_the_pins_that_compute_the_numbers():
     torch_moved = LOCK_TEXT.replace("torch==2.14.1", "torch==2.15.0")
     assert P.digest("requirements-lock.txt#numeric", torch_moved.encode()) != \
         P.digest("requirements-lock.txt#numeric", LOCK_TEXT.encode())
+
+
+def test_a_long_run_records_the_commit_it_started_from(tree):
+    import os
+    import time
+
+    root, suites = tree
+    _git(root, "init", "-q")
+    _git(root, "add", ".")
+    old = time.time() - 7200
+    env = dict(os.environ, GIT_COMMITTER_DATE=f"@{int(old)} +0000", GIT_AUTHOR_DATE=f"@{int(old)} +0000")
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start"], cwd=root,
+                   env=env, check=True)
+    start_commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    (root / "README").write_text("landed during the run\n")
+    _git(root, "add", "README")
+    _git(root, "commit", "-q", "-m", "during")
+    for p in suites["demo"].inputs:
+        os.utime(root / p, (old, old))
+    entry = P.record("demo", started=time.time() - 3600, root=root, suites=suites)
+    assert entry["commit"] == start_commit and entry["commit_at_end"] != start_commit
