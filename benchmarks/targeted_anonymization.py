@@ -360,3 +360,5 @@ if __name__ == "__main__":
     a = parser().parse_args(sys.argv[1:])
     a.ta_command = " ".join(["python -m benchmarks.targeted_anonymization", *sys.argv[1:]])
     main(a)
+    from .provenance import after_run
+    after_run("targeted_anonymization", a)  # record in results/provenance.json (not for --quick or smoke runs)
