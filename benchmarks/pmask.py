@@ -329,4 +329,6 @@ if __name__ == "__main__":
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     {"render": render_main, "all": main}[a.part](a)
+    from .provenance import after_run
+    after_run("pmask", a, part=a.part)  # record in results/provenance.json (a render keeps the run's record)
     sys.exit(0)
