@@ -14,7 +14,7 @@ command that makes the table true again:
 
 ``python -m benchmarks SUITE`` records after the suite returns (not in ``FACELAB_FAST=1`` smoke
 runs, not in ``--quick`` runs, not when ``--out`` is elsewhere), and so do the stand-alone parts
-(``python -m benchmarks.pmask teams``, ``python -m benchmarks.tip_im --part cost`` …).
+(``python -m benchmarks.pmask render``, ``python -m benchmarks.tip_im --part cost`` …).
 
 **What counts as an input.** The files a table's numbers depend on *directly*: the benchmark
 module and :mod:`benchmarks.timing` (its statistics and table format), the method module(s) and
@@ -135,18 +135,6 @@ SUITES: dict[str, Suite] = {
                       TIP_IM, TIMING, CLAIMS, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
         command="python -m benchmarks pmask --threads 2",
         render_inputs=("benchmarks/pmask.py", *CLAIMS)),
-    "pmask_teams": Suite(
-        outputs=(f"{RESULTS}/pmask_teams.md",),
-        # claim (c) compares this run with the top team's outcomes in pmask.json
-        inputs=_files(("benchmarks/pmask.py", "facelab/methods/pmask.py", "facelab/experiments/pmask.py",
-                       "facelab/metrics/diversity.py", f"{RESULTS}/pmask.json", OPS["identity"]),
-                      TIMING, CLAIMS, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
-        command="python -m benchmarks.pmask teams --threads 1"),
-    "pmask_speed": Suite(
-        outputs=(f"{RESULTS}/pmask_speed.md",),
-        inputs=_files(("benchmarks/pmask.py", "facelab/methods/pmask.py", "facelab/experiments/pmask.py",
-                       OPS["identity"]), TIMING, FACES, WEIGHTS, LOCK),
-        command="python -m benchmarks.pmask speed --threads 1"),
     "pmt": Suite(
         outputs=(f"{RESULTS}/pmt.md", f"{RESULTS}/pmt.json"),
         inputs=_files(("benchmarks/pmt.py", "facelab/methods/pmt.py", "facelab/methods/recface.py",
@@ -169,8 +157,6 @@ PARTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("tip_im", "all"): ("tip_im_cost", "tip_im"),
     ("tip_im", "cost"): ("tip_im_cost",),
     ("tip_im", "claims"): ("tip_im",),
-    ("pmask", "teams"): ("pmask_teams",),
-    ("pmask", "speed"): ("pmask_speed",),
 }
 RENDER_PARTS = {("pmask", "render"): ("pmask",)}
 
