@@ -487,7 +487,7 @@ def stamp(suite: str, *, run_commit: str | None = None, excuse: Sequence[str] = 
     outputs = _hashes(root, spec.outputs) if outputs_dirty else _committed_hashes(root, "HEAD", spec.outputs)
     note = f"stamped without rerunning: outputs from commit {run_commit[:12]}, no input changed since"
     if commits:
-        note += ("; excused (changed inputs without touching what the table measures): "
+        note += (" except in these commits, excused as not touching what the table measures: "
                  + "; ".join(_git(root, "log", "-1", "--format=%h %s", c) or c for c in commits))
     return record(suite, commit=run_commit, root=root, suites=suites, argv=shlex.split(_table_command(root, spec)),
                   note=note, hashed=(inputs, outputs))
