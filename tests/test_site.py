@@ -76,3 +76,24 @@ def test_site_pages_get_static_players(monkeypatch):
     assert widgets_usable() is False
     site_rule = (ROOT / "Makefile").read_text().split("\nsite:", 1)[1]
     assert "FACELAB_NO_WIDGETS=1" in site_rule.split("\n\n", 1)[0]
+
+
+def test_a_static_player_is_drawn_once_on_a_page(monkeypatch):
+    """Executed as `make site` executes notebooks (a kernel, the inline backend,
+    FACELAB_NO_WIDGETS=1): a player cell shows its figure once, not twice."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("FACELAB_NO_WIDGETS", "1")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import torch, facelab\n"
+        "from facelab import viz\n"
+        "x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))\n"
+        "hist = facelab.history(facelab.Step(i, (x + 0.01 * i).clamp(0, 1), {'loss': torch.tensor(1.0 / (i + 1))})\n"
+        "                       for i in range(4))\n"
+        "viz.player(hist)")])
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    assert [o.output_type for o in outputs if o.output_type == "error"] == []
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 1, [o.output_type for o in outputs]

@@ -36,7 +36,7 @@ from ..metrics.claims import chance_top_n
 from ..metrics.identification import identification_rates, rank_n_targeted, similarity_matrix
 from ..metrics.quality import mmd as mmd_metric
 from ..metrics.quality import psnr, ssim
-from ..viz.player import scrubber, widgets_usable
+from ..viz.player import scrubber, shown_once, widgets_usable
 
 
 # -- a small table ----------------------------------------------------------
@@ -411,7 +411,7 @@ def tip_im_player(hist, source: torch.Tensor, target_images: torch.Tensor | None
         return fig
 
     if static or (static is None and not widgets_usable()):
-        return frame(len(hist.steps) - 1)
+        return shown_once(frame(len(hist.steps) - 1))
     return scrubber(len(hist.steps), frame, interval_ms=400, iterations=[s.i for s in hist.steps])
 
 
@@ -443,7 +443,7 @@ def gamma_slider(results: dict, source: torch.Tensor, image_index: int = 0, stat
         return fig
 
     if static or (static is None and not widgets_usable()):
-        return frame(gammas)
+        return shown_once(frame(gammas))
     import ipywidgets as W
 
     from ..viz.player import render_png

@@ -34,6 +34,17 @@ def widgets_usable() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def shown_once(fig: "plt.Figure") -> "plt.Figure":
+    """A static fallback's figure, returned to be the cell's value.  Under the inline
+    backend a figure left open is drawn again at the end of the cell, so it is closed
+    here (a closed figure still renders as the cell's value and still saves)."""
+    import matplotlib
+
+    if "inline" in matplotlib.get_backend().lower():
+        plt.close(fig)
+    return fig
+
+
 def player(run: History | Iterable[Step], source: torch.Tensor | None = None, thresholds: Mapping[str, float] | None = None,
            image_index: int = 0, interval_ms: int = 300, static: bool | None = None):
     """Scrub (slider) or play (▶) through a run.
@@ -47,7 +58,7 @@ def player(run: History | Iterable[Step], source: torch.Tensor | None = None, th
     """
     hist = run if isinstance(run, History) else history(run)
     if static or (static is None and not widgets_usable()):
-        return summary_grid(hist, source=source, image_index=image_index, thresholds=thresholds)
+        return shown_once(summary_grid(hist, source=source, image_index=image_index, thresholds=thresholds))
     return scrubber(
         len(hist.steps),
         lambda k: step_figure(hist, k, source=source, image_index=image_index, thresholds=thresholds),
