@@ -27,8 +27,14 @@ what they pull in: :func:`lock_pins`).  Files every result depends on only throu
 (``facelab/steps.py``, ``facelab/validate.py``, ``facelab/__init__.py``, the viz helpers, the graph
 interpreters behind the pinned weights, which their parity tests pin to reference outputs) are
 left out: with them every table would go stale at every commit, and a check that always fails is
-as useless as one that never does.  The one exception is the ``overhead`` suite, whose subject
-*is* the stepwise generator: there ``facelab/steps.py`` and ``facelab/validate.py`` are inputs.
+as useless as one that never does.  The exceptions are the suites whose subject *is* that plumbing:
+``overhead`` (the stepwise generator: ``facelab/steps.py``, ``facelab/validate.py``) and ``models``
+(forward time: the graph interpreters).
+
+A run's commit is HEAD when its process started; an input saved while the run was going (the working
+tree is shared) is recorded as unknown, so the table shows as stale rather than vouched for.
+``python -m benchmarks.provenance stamp`` records a suite without running it, only when git history
+shows that no input changed after the commit that wrote its outputs (see :func:`stamp`).
 
 A result made from code that is unchanged but whose inputs list grew later (a file added to
 :data:`SUITES`) is reported as stale too: the record cannot vouch for a file it never hashed.
@@ -43,7 +49,7 @@ import os
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
