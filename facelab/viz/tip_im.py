@@ -296,6 +296,6 @@ def gallery_figure(model, probes: Mapping[str, torch.Tensor], gallery: torch.Ten
                Patch(facecolor=SCORE_COLOUR, edgecolor="none", label=f"similarity ({getattr(model, 'name', 'model')})")]
     fig.suptitle(f"top-{k} gallery matches under {getattr(model, 'name', 'the model')}, before and after protection",
                  fontsize=9)
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    fig.tight_layout(rect=(0, 0.09, 1, 1), h_pad=2.0)
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False)
     return fig
