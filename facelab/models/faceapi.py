@@ -3,7 +3,7 @@
 weights manifest.
 
 face-api ships only weights; the architecture is code.  This module
-re-expresses it (MODELS.md, "face-api ResNet"):
+re-expresses it (docs/models.md, "faceapi.py"):
 
 * every conv layer is conv + bias, then a per-channel scale (mul, add),
   then ReLU except on the second conv of a residual block;

@@ -7,7 +7,7 @@ run on permuted views, i.e. channels-last memory, without copies.
 
 Export quirks handled here:
 
-* SAME padding is TF's, asymmetric at stride 2 (explicit pad, MODELS.md pitfall 2).
+* SAME padding is TF's, asymmetric at stride 2 (explicit pad, docs/models.md pitfall 2).
 * Reshape constants that bake in batch size 1 get the batch dimension of
   their input instead (pitfall 4), so any batch size works.
 * Control-dependency inputs (``^node``) are ignored.

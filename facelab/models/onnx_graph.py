@@ -6,7 +6,7 @@ Reshape, pooling, Concat, Identity.  Weights are turned into torch buffers at
 load; only nodes needed for the requested outputs run.
 
 Export quirk handled: a Reshape whose constant shape bakes in batch size 1
-(PyTorch 1.x exports, MODELS.md pitfall 4) gets the input's batch size.
+(PyTorch 1.x exports, docs/models.md pitfall 4) gets the input's batch size.
 """
 from __future__ import annotations
 

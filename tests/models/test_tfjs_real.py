@@ -98,7 +98,7 @@ def _cosines(e: torch.Tensor) -> torch.Tensor:
 
 
 def test_shipped_mobilefacenet_collapses_and_the_repair_fixes_it():
-    """MODELS.md pitfall 1: as shipped every input maps to nearly the same
+    """docs/models.md pitfall 1: as shipped every input maps to nearly the same
     embedding (a face, a cat and a coffee cup alike); repaired, they differ."""
     from facelab.cache import require
     from facelab.models import packages as P
