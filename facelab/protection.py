@@ -78,14 +78,10 @@ class Recipe:
 
 
 def _baseline(name: str):
-    """A gradient baseline with the method's own defaults, started from a dithered photo.
+    """A gradient baseline with the method's own defaults.
 
-    Dodging maximises the distance from the face's own embedding, and at the
-    clean photo that similarity is at its maximum: its gradient is zero, so a
-    sign step from the clean start follows floating-point round-off (or, in a
-    photo region, does not move at all).  protect therefore starts the method
-    from the photo plus a seeded ±1/255 dither (drawn from ``seed``); the final
-    clip to ±ε around the original pixels keeps the budget exact.  I-FGSM and
+    (Dodging's zero gradient at the clean photo is handled by the baselines
+    themselves: their first gradient is taken just beside it.)  I-FGSM and
     MI-FGSM take α = 2ε/steps unless given (their own default is ε/steps): with
     the alignment jitter the gradients disagree from step to step, and a step of
     ε/steps then never reaches the ε-ball's corners (measured on the astronaut,
@@ -99,10 +95,7 @@ def _baseline(name: str):
         p = dict(p)
         if name in ("ifgsm", "mifgsm"):
             p.setdefault("alpha", 2.0 * p["eps"] / p.get("steps", 10))
-
-        gen = torch.Generator(device="cpu").manual_seed(int(p.get("seed", 0)))
-        dither = (torch.randint(-1, 2, x.shape, generator=gen).to(x.device, x.dtype)) / 255.0
-        return getattr(methods, name)((x + dither).clamp(0, 1), views, **p)
+        return getattr(methods, name)(x, views, **p)
 
     return call
 

@@ -85,6 +85,13 @@ def pgd(
     ``monitor`` models are only watched (no gradient): their similarity to
     the same reference appears in each Step, e.g. to watch transfer.
 
+    Dodging without a random start (FGSM, I-FGSM, MI-FGSM): at x the
+    similarity to x's own embedding is at its maximum, so its gradient there
+    is exactly zero and a sign step would follow floating-point round-off
+    (with one thread it does not move at all).  The first gradient is
+    therefore taken at x plus seeded uniform noise of at most 0.5/255; the
+    iterate x_0 itself stays x, and every later step is the method's own.
+
     Yields ``steps + 1`` Steps: i = 0 is the unperturbed start.  ``losses``:
     ``"loss"`` (per image) and ``"sim/<model>"``; ``state``: ``"norm"``
     (per-image ‖δ‖), ``"similarity"`` {model: per-image similarity} for the
@@ -133,10 +140,19 @@ def _pgd_steps(x, attacked, watched, *, objective, target, eps, alpha, steps, no
         return sign * torch.stack(list(sims.values())).mean(0), sims
 
     x_adv = clip_to_budget(x + random_in_ball(x, eps, norm, gen), x, eps, norm) if random_start else x.clone()
+    nudge_first = objective == "dodging" and not random_start  # the gradient is exactly zero at x itself
     g = torch.zeros_like(x)
     for i in range(steps + 1):
         grad = None
-        if i < steps and diversity_prob == 0:
+        if i == 0 and nudge_first and steps > 0:
+            with torch.no_grad():
+                loss, sims = evaluate(x_adv)
+            nudge = (torch.rand(x.shape, generator=gen) * 2 - 1).to(x.device, x.dtype) * (0.5 / 255)
+            x_near = (x_adv + nudge).clamp(0, 1).requires_grad_(True)
+            x_in = input_diversity(x_near, diversity_prob, resize_rate, gen) if diversity_prob > 0 else x_near
+            loss_t, _ = evaluate(x_in)
+            (grad,) = torch.autograd.grad(loss_t.sum(), x_near)
+        elif i < steps and diversity_prob == 0:
             # the gradient pass at x_i also gives the loss reported for x_i
             x_adv.requires_grad_(True)
             loss, sims = evaluate(x_adv)
