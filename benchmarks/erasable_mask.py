@@ -179,8 +179,9 @@ def main(args) -> None:
 
     lines = ["# ErasableMask (teaching scale)", "",
              f"Command: `python -m benchmarks erasable_mask --threads {args.threads}`  ",
-             f"Machine: {machine_line(args.threads)}; load average at start {load_avg[0]:.1f} "
-             f"(the machine is shared: times are upper bounds)  ",
+             f"Machine: {machine_line(args.threads)}; load average at start {load_avg[0]:.1f}"
+             + (" (more runnable work than cores: the machine was shared, times are upper bounds)"
+                if load_avg[0] > (os.cpu_count() or 1) + 0.5 else "") + "  ",
              f"Data: {data.description}. Evaluated on the {x.shape[0]} held-out faces × "
              "2 target attribute vectors (its own, b = a, and all flipped, b = 1 − a) = "
              f"{xs.shape[0]} protected faces "
