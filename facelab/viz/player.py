@@ -93,14 +93,16 @@ def scrubber(n_frames: int, frame: Callable[[int], "plt.Figure"], label: Callabl
     """The widget behind every player: a ▶ button, a slider and an
     "iteration N of M" caption over pre-rendered frames of ``frame(k)``.
 
-    Every frame is drawn once, here, to a PNG; moving the slider or playing
-    only swaps which PNG the image shows, so a frame costs milliseconds
-    whatever the figure (redrawing a figure took 0.3–1.5 s, more than Play's
-    interval).  Slider position 0 is the first kept step (the clean start);
-    it starts on the last.  ``iterations[k]``: the method's iteration of
-    frame ``k`` (for the caption; ``label`` overrides it).  Runs with more
-    than ``max_frames`` kept steps are evenly thinned.  Needs a widget-capable
-    kernel.
+    Every frame is drawn once, here, to a PNG (redrawing a figure took
+    0.3–1.5 s, more than Play's interval).  With ipywidgets 8 every frame
+    (caption over image) is a child of one ``Stack`` whose shown child is
+    linked to the slider in the browser (``jslink``): a frame change never
+    waits for the kernel, and a saved notebook with widget state still scrubs.  With
+    ipywidgets 7 (no ``Stack``) the kernel swaps one image's PNG instead.
+    Slider position 0 is the first kept step (the clean start); it starts on
+    the last.  ``iterations[k]``: the method's iteration of frame ``k`` (for
+    the caption; ``label`` overrides it).  Runs with more than ``max_frames``
+    kept steps are evenly thinned.  Needs a widget-capable kernel.
     """
     import ipywidgets as W
 
@@ -115,17 +117,24 @@ def scrubber(n_frames: int, frame: Callable[[int], "plt.Figure"], label: Callabl
     slider = W.IntSlider(value=last, min=0, max=last, description=description, continuous_update=True)
     play = W.Play(value=last, min=0, max=last, interval=interval_ms)
     W.jslink((play, "value"), (slider, "value"))
+    if hasattr(W, "Stack"):
+        frames = []
+        for k, png in enumerate(pngs):
+            caption = W.Label(label(picks[k]))
+            caption.add_class("facelab-caption")
+            frames.append(W.VBox([caption, W.Image(value=png, format="png")]))
+        shown = W.Stack(frames, selected_index=last)  # caption and image change together
+        W.jslink((slider, "value"), (shown, "selected_index"))
+        return Player([W.HBox([play, slider]), shown], static_png=pngs[last])
     image = W.Image(value=pngs[last], format="png")
-    caption = W.Label()
+    caption = W.Label(label(picks[last]))
     caption.add_class("facelab-caption")
 
-    def draw(change=None) -> None:
-        k = slider.value
-        caption.value = label(picks[k])
-        image.value = pngs[k]
+    def draw(change) -> None:
+        caption.value = label(picks[change["new"]])
+        image.value = pngs[change["new"]]
 
     slider.observe(draw, names="value")
-    draw()
     return Player([W.HBox([play, slider, caption]), image], static_png=pngs[last])
 
 

@@ -203,13 +203,34 @@ def _run_all(page, lab, name: str, timeout: float = float(os.environ.get("FACELA
 
 
 WATCH_JS = """(box) => {
-    const img = box.querySelector('img');
-    const cap = box.querySelector('.facelab-caption');
+    // the shown frame, by its caption and image: a player may replace both elements (ipywidgets' Stack
+    // shows one child, and a re-shown image gets a new blob URL), so a frame is counted when its caption
+    // and image are both on screen and the caption differs from the last one seen
+    const now = () => {
+        const img = box.querySelector('img');
+        const cap = box.querySelector('.facelab-caption');
+        return {src: img ? img.src : '', caption: cap ? cap.textContent : ''};
+    };
     window.__frames = [];
-    const seen = () => window.__frames.push({t: performance.now(), src: img.src, caption: cap ? cap.textContent : ''});
-    new MutationObserver(seen).observe(img, {attributes: true, attributeFilter: ['src']});
-    return {src: img.src, caption: cap ? cap.textContent : ''};
+    let last = now();
+    const captioned = !!last.caption;
+    new MutationObserver(() => {
+        const f = now();
+        if (!f.src || (captioned && !f.caption)) return;  // half drawn: wait for both
+        if (f.caption !== last.caption || (!captioned && f.src !== last.src)) {
+            last = f;
+            window.__frames.push({t: performance.now(), src: f.src, caption: f.caption});
+        }
+    }).observe(box, {subtree: true, childList: true, characterData: true, attributes: true,
+                     attributeFilter: ['src']});
+    return last;
 }"""
+
+
+def _players(page):
+    """Each player's outer box: a vertical box holding a slider and an image."""
+    return (page.locator(f"{ACTIVE} .jp-OutputArea-output .widget-vbox")
+            .filter(has=page.locator(".noUi-base")).filter(has=page.locator("img")))
 
 
 def _n_frames(box) -> int:
@@ -258,8 +279,8 @@ def _check_player(page, box, label: str) -> dict:
         assert " 0 of " in frames[-1]["caption"] and frames[-1]["caption"] != start["caption"], \
             f"{label}: the caption did not move to iteration 0: {frames[-1]['caption']!r}"
     times += _frame_times(page, box, [1, 2, 3], n, label)
-    srcs = [f["src"] for f in page.evaluate("() => window.__frames")]
-    assert len(set(srcs)) >= 4, f"{label}: the frames did not change with the slider"
+    seen = [f["caption"] or f["src"] for f in page.evaluate("() => window.__frames")]
+    assert len(set(seen)) >= 4, f"{label}: the frames did not change with the slider"
     play = box.locator(".widget-play button").first
     if play.count():  # Play from the clean start: every frame must appear
         _frame_times(page, box, [0], n, label)
@@ -293,7 +314,7 @@ def _console_errors(page) -> list:
 ])
 def test_notebook_widgets_in_chromium(lab, page, notebook, players, record_property):
     _run_all(page, lab, notebook)
-    boxes = page.locator(f"{ACTIVE} .jp-OutputArea-output .widget-vbox").filter(has=page.locator("img"))
+    boxes = _players(page)
     found = boxes.count()
     assert found >= players, f"{notebook}: expected {players} player(s) with an image, found {found}"
     results = [_check_player(page, boxes.nth(i), f"{notebook} widget {i + 1}") for i in range(players)]
@@ -327,7 +348,7 @@ def _check_reopened(page, lab, name: str, players: int) -> None:
         urllib.request.urlopen(req, timeout=10).close()
     page.goto(f"{lab['base']}/lab/tree/{name}?reset&token={lab['token']}")
     page.wait_for_selector(f"{ACTIVE} .jp-Notebook", timeout=60_000)
-    boxes = page.locator(f"{ACTIVE} .jp-OutputArea-output .widget-vbox").filter(has=page.locator("img"))
+    boxes = _players(page)
     try:
         boxes.nth(players - 1).wait_for(timeout=30_000)
     except Exception as exc:
