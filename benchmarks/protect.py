@@ -46,13 +46,16 @@ def _group_photo(path: Path) -> None:
     canvas.save(path)
 
 
+def _env(threads: int) -> dict:
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+
+
 def _run(args: list[str], threads: int) -> tuple[float, float, str]:
     """Seconds, peak RSS in MB, and stdout of one fresh `facelab protect` process
     (its own peak, from os.wait4, not the maximum over every child so far)."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "facelab.cli", "protect", *args, "--no-progress"], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "facelab.cli", "protect", *args, "--no-progress"], env=_env(threads),
                                 stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t
@@ -80,8 +83,7 @@ print(json.dumps(times))
 
 
 def _python(code: str, args: list[str], threads: int) -> str:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    return subprocess.run([sys.executable, "-c", code, *args], env=env, check=True, capture_output=True,
+    return subprocess.run([sys.executable, "-c", code, *args], env=_env(threads), check=True, capture_output=True,
                           text=True).stdout.strip().splitlines()[-1]
 
 

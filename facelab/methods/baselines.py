@@ -144,15 +144,10 @@ def _pgd_steps(x, attacked, watched, *, objective, target, eps, alpha, steps, no
     g = torch.zeros_like(x)
     for i in range(steps + 1):
         grad = None
+        at = x_adv  # where this step's gradient is taken: x_i, or just beside the clean start (see the docstring)
         if i == 0 and nudge_first and steps > 0:
-            with torch.no_grad():
-                loss, sims = evaluate(x_adv)
-            nudge = (torch.rand(x.shape, generator=gen) * 2 - 1).to(x.device, x.dtype) * (0.5 / 255)
-            x_near = (x_adv + nudge).clamp(0, 1).requires_grad_(True)
-            x_in = input_diversity(x_near, diversity_prob, resize_rate, gen) if diversity_prob > 0 else x_near
-            loss_t, _ = evaluate(x_in)
-            (grad,) = torch.autograd.grad(loss_t.sum(), x_near)
-        elif i < steps and diversity_prob == 0:
+            at = (x_adv + (torch.rand(x.shape, generator=gen) * 2 - 1).to(x.device, x.dtype) * (0.5 / 255)).clamp(0, 1)
+        if i < steps and diversity_prob == 0 and at is x_adv:
             # the gradient pass at x_i also gives the loss reported for x_i
             x_adv.requires_grad_(True)
             loss, sims = evaluate(x_adv)
@@ -162,10 +157,9 @@ def _pgd_steps(x, attacked, watched, *, objective, target, eps, alpha, steps, no
             with torch.no_grad():
                 loss, sims = evaluate(x_adv)
             if i < steps:
-                x_adv.requires_grad_(True)
-                loss_t, _ = evaluate(input_diversity(x_adv, diversity_prob, resize_rate, gen))
-                (grad,) = torch.autograd.grad(loss_t.sum(), x_adv)
-                x_adv = x_adv.detach()
+                at = at.detach().requires_grad_(True)
+                loss_t, _ = evaluate(input_diversity(at, diversity_prob, resize_rate, gen) if diversity_prob > 0 else at)
+                (grad,) = torch.autograd.grad(loss_t.sum(), at)
         with torch.no_grad():
             watched_sims = {m.name: m.similarity(m(x_adv), r) for m, r in zip(watched, watch_refs)}
         yield Step(
