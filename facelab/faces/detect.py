@@ -1,4 +1,4 @@
-"""Face detection with facenet-pytorch's MTCNN (its weights ship inside the wheel).
+"""Face detection with MTCNN (:mod:`facelab.faces.mtcnn`: facenet-pytorch's weights, run without torchvision).
 
 One detector per device is built on first use and cached (:func:`get_detector`).
 :func:`detect_faces` takes a float RGB ``(H, W, 3)`` array in [0, 1] and returns
@@ -35,22 +35,16 @@ def _device_key(device) -> str:
 def get_detector(device=None):
     """The MTCNN detector for ``device`` (default: CUDA if available, else CPU), built once.
 
-    The detector returns every face (``keep_all=True``); selection, sorting and
-    score filtering happen in :func:`detect_faces`.
+    The detector returns every face; selection, sorting and score filtering
+    happen in :func:`detect_faces`.
     """
     key = _device_key(device)
     with _LOCK:
         det = _DETECTORS.get(key)
         if det is None:
-            try:
-                from facenet_pytorch import MTCNN
-            except ImportError as exc:  # pragma: no cover - declared dependency
-                raise ImportError(
-                    "facelab.faces needs facenet-pytorch for MTCNN face detection: "
-                    "pip install --no-deps facenet-pytorch==2.6.0"
-                ) from exc
-            det = MTCNN(keep_all=True, select_largest=True, post_process=False, device=torch.device(key))
-            det.eval()
+            from .mtcnn import MTCNN
+
+            det = MTCNN(device=torch.device(key))
             _DETECTORS[key] = det
     return det
 
@@ -91,9 +85,8 @@ def _resize(img: np.ndarray, scale: float) -> np.ndarray:
 def _run(work: np.ndarray, device):
     """MTCNN on a float [0, 1] image; plain float arrays (empty when nothing is found)."""
     det = get_detector(device)
-    with torch.inference_mode():
-        boxes, probs, points = det.detect(np.ascontiguousarray(work * 255.0, dtype=np.float32), landmarks=True)
-    if boxes is None or len(boxes) == 0:
+    boxes, probs, points = det.detect(np.ascontiguousarray(work * 255.0, dtype=np.float32))
+    if len(boxes) == 0:
         return np.zeros((0, 4)), np.zeros((0,)), np.zeros((0, 5, 2))
     return (
         np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
