@@ -83,7 +83,7 @@ NUMERIC_PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pillow", "scikit-
 WEIGHTS = ("facelab/models/packages.py",)
 THRESHOLDS = ("facelab/models/thresholds.json",)
 FACES = ("facelab/faces/manifest.json", "facelab/faces/packages.py", "facelab/faces/offline.py",
-         "facelab/faces/align.py", "facelab/faces/detect.py", "facelab/faces/io.py")
+         "facelab/faces/align.py", "facelab/faces/detect.py", "facelab/faces/mtcnn.py", "facelab/faces/io.py")
 TIMING = ("benchmarks/timing.py",)
 OPS = {name: f"facelab/ops/{name}.py" for name in
        ("augment", "budget", "diversity", "identity", "mmd", "momentum", "smoothing")}
@@ -152,7 +152,7 @@ SUITES: dict[str, Suite] = {
         outputs=(f"{RESULTS}/protect.md",),
         inputs=_files(("benchmarks/protect.py", "facelab/protection.py", "facelab/protection_cli.py", "facelab/photo.py",
                        "facelab/jpeg.py", "facelab/faces/view.py", "facelab/faces/align.py", "facelab/faces/detect.py",
-                       "facelab/faces/io.py"), TIMING, BASELINES, WEIGHTS, THRESHOLDS, LOCK),
+                       "facelab/faces/mtcnn.py", "facelab/faces/io.py"), TIMING, BASELINES, WEIGHTS, THRESHOLDS, LOCK),
         command="python -m benchmarks protect --threads 2"),
 }
 
