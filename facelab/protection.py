@@ -333,57 +333,73 @@ class Protected:
     def encode(self, fmt: str = "PNG", quality: int = 95) -> bytes:
         return encode(self.image, fmt, quality)
 
-    def save(self, path, quality: int = 95, recheck: bool = True):
+    def save(self, path, quality: int = 95, recheck: bool = True, jpeg_quality: int | None = None):
         """Write PNG (lossless) or JPEG (by extension, ``quality``) without metadata;
         never overwrites.  ``recheck`` re-reads the written file, re-detects and
-        re-scores its faces (the report's re-check column)."""
+        re-scores its faces (the report's re-check column); ``jpeg_quality`` also
+        scores the photo after JPEG at that quality, in the same batched pass."""
         from .photo import format_of, write_new
 
         fmt = format_of(path)
         out = write_new(path, self.encode(fmt, quality))
-        if recheck:
-            self.recheck(out)
+        self.check(out if recheck else None, jpeg_quality)
         return out
 
     def recheck(self, source) -> ProtectReport:
         """Re-read ``source`` (a saved file, bytes or pixels), re-detect, re-align and score again."""
-        scores = self._rescore(source)
-        for f, found in zip(self.report.faces, scores):
-            f.redetected = found is not None
-            for s in f.scores:
-                s.recheck = None if found is None else found[s.model]
-        self.report.recheck_source = str(source) if not isinstance(source, (bytes, np.ndarray)) else "in memory"
-        return self.report
+        return self.check(source, None)
 
     def check_jpeg(self, quality: int = 95) -> ProtectReport:
         """Score the photo as it would be after JPEG compression at ``quality``."""
-        scores = self._rescore(self.encode("JPEG", quality))
-        for f, found in zip(self.report.faces, scores):
-            f.jpeg_redetected = found is not None
-            for s in f.scores:
-                s.jpeg = None if found is None else found[s.model]
-        self.report.jpeg_quality = int(quality)
+        return self.check(None, quality)
+
+    def check(self, source=None, jpeg_quality: int | None = None) -> ProtectReport:
+        """:meth:`recheck` of ``source`` and :meth:`check_jpeg` at ``jpeg_quality`` (either may be None),
+        with one batched forward per model for both."""
+        sources = ([source] if source is not None else []) + (
+            [self.encode("JPEG", jpeg_quality)] if jpeg_quality is not None else [])
+        found = iter(self._rescore(sources))
+        if source is not None:
+            for f, row in zip(self.report.faces, next(found)):
+                f.redetected = row is not None
+                for s in f.scores:
+                    s.recheck = None if row is None else row[s.model]
+            self.report.recheck_source = str(source) if not isinstance(source, (bytes, np.ndarray)) else "in memory"
+        if jpeg_quality is not None:
+            for f, row in zip(self.report.faces, next(found)):
+                f.jpeg_redetected = row is not None
+                for s in f.scores:
+                    s.jpeg = None if row is None else row[s.model]
+            self.report.jpeg_quality = int(jpeg_quality)
         return self.report
 
-    def _rescore(self, source) -> list[dict[str, float] | None]:
+    def _rescore(self, sources) -> list[list[dict[str, float] | None]]:
+        """Per source, per face: each pool model's similarity to the original face, or None when the
+        face is not found again; every model scores all found faces of all sources in one batch."""
         from .faces.io import read_image
 
-        image = read_image(source)
-        dets = detect_faces(image)
-        t = torch.from_numpy(image).permute(2, 0, 1)
-        out: list[dict[str, float] | None] = []
-        for f, lm, refs in zip(self.report.faces, self.landmarks, self.references):
-            j = _match(lm, dets.landmarks)
-            if j is None:
-                out.append(None)
-                continue
-            row = {}
-            with torch.no_grad():
-                for m, ref in zip(self.pool_models, refs):
-                    crop = warp_crop(t, similarity_transform(dets.landmarks[j], m.input_size, image.shape[:2]))
-                    dev = ref.device
-                    row[m.name] = float(m.similarity(m(crop[None].clamp(0, 1).to(dev)), ref)[0])
-            out.append(row)
+        found = []  # (source index, face index, tensor image, landmarks of the re-detected face)
+        for k, source in enumerate(sources):
+            image = read_image(source)
+            dets = detect_faces(image)
+            t = torch.from_numpy(image).permute(2, 0, 1)
+            for n, lm in enumerate(self.landmarks):
+                j = _match(lm, dets.landmarks)
+                if j is not None:
+                    found.append((k, n, t, dets.landmarks[j]))
+        out: list[list[dict[str, float] | None]] = [[None] * len(self.report.faces) for _ in sources]
+        for k, n, _, _ in found:
+            out[k][n] = {}
+        if not found:
+            return out
+        with torch.no_grad():
+            for i, m in enumerate(self.pool_models):
+                refs = torch.cat([self.references[n][i] for _, n, _, _ in found])
+                crops = torch.stack([warp_crop(t, similarity_transform(lm, m.input_size, t.shape[1:]))
+                                     for _, _, t, lm in found]).clamp(0, 1).to(refs.device)
+                sims = m.similarity(m(crops), refs)
+                for (k, n, _, _), v in zip(found, sims.tolist()):
+                    out[k][n][m.name] = float(v)
         return out
 
 
@@ -564,9 +580,7 @@ def protect(
     report = ProtectReport(pic.name, method, float(eps), k, float(far), [m.name for m in attacked],
                            [m.name for m in pool_models], reports, len(dets), 0.0, shown)
     result = Protected(Photo(out_rgb, pic.alpha, pic.name), report, pic, refs_all, pool_models, np.stack(lms))
-    if recheck:
-        result.recheck(result.image)
-    if jpeg_quality is not None:
-        result.check_jpeg(jpeg_quality)
+    if recheck or jpeg_quality is not None:
+        result.check(result.image if recheck else None, jpeg_quality)
     report.seconds = time.perf_counter() - t0
     return result

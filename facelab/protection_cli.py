@@ -115,10 +115,9 @@ def command(args: argparse.Namespace) -> int:
         jpeg_out = dst.suffix.lower() != ".png"
         try:
             result = protect(src, args.method, models=args.models or DEFAULT_MODELS, eps=args.eps,
-                             faces=args.faces, far=args.far, recheck=False,
-                             jpeg_quality=None if jpeg_out else args.quality, progress=not args.no_progress,
-                             **params)
-            result.save(dst, quality=args.quality)
+                             faces=args.faces, far=args.far, recheck=False, jpeg_quality=None,
+                             progress=not args.no_progress, **params)
+            result.save(dst, quality=args.quality, jpeg_quality=None if jpeg_out else args.quality)
         except (ProtectError, NoFaceError, ImageReadError, FileNotFoundError, FileExistsError, MissingCacheError,
                 ValueError) as exc:
             print(f"facelab protect: {src}: {str(exc).splitlines()[0]}", file=sys.stderr)
