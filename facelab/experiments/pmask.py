@@ -362,7 +362,7 @@ def pmask_player(hist, source: torch.Tensor, omega: float = 0.017, image_index: 
     import matplotlib.pyplot as plt
 
     from ..viz.figures import amplified, to_numpy_image
-    from ..viz.player import scrubber, widgets_usable
+    from ..viz.player import scrubber, shown_once, widgets_usable
 
     def frame(k: int):
         step = hist.steps[k]
@@ -380,7 +380,7 @@ def pmask_player(hist, source: torch.Tensor, omega: float = 0.017, image_index: 
         return fig
 
     if static or (static is None and not widgets_usable()):
-        return frame(len(hist.steps) - 1)
+        return shown_once(frame(len(hist.steps) - 1))
     return scrubber(len(hist.steps), frame, label=lambda k: f"iteration {hist.steps[k].i}", interval_ms=300)
 
 
@@ -390,7 +390,7 @@ def delta_slider(results: dict, source: torch.Tensor, static: bool | None = None
     import matplotlib.pyplot as plt
 
     from ..viz.figures import amplified, to_numpy_image
-    from ..viz.player import widgets_usable
+    from ..viz.player import shown_once, widgets_usable
 
     deltas = sorted(results)
 
@@ -408,7 +408,7 @@ def delta_slider(results: dict, source: torch.Tensor, static: bool | None = None
         return fig
 
     if static or (static is None and not widgets_usable()):
-        return frame(deltas)
+        return shown_once(frame(deltas))
     import ipywidgets as W
     from IPython.display import display
 

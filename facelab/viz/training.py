@@ -17,7 +17,7 @@ import torch
 
 from ..steps import History, Step
 from .figures import to_numpy_image
-from .player import scrubber, widgets_usable
+from .player import scrubber, shown_once, widgets_usable
 
 STAGE_NAMES = {0: "all losses at once", 1: "stage 1: attribute editing", 2: "stage 2: protection + restorer",
                3: "stage 3: restorer alone"}
@@ -61,7 +61,7 @@ def training_player(hist: History, static: bool | None = None, interval_ms: int 
         picks = [0] + [max(k for k, s in enumerate(stages) if s == st) for st in dict.fromkeys(stages)]
         picks = sorted(set(picks))
         figs = [preview_figure(hist, k) for k in picks]
-        return figs[-1] if len(figs) == 1 else _stack(figs)
+        return shown_once(figs[-1] if len(figs) == 1 else _stack(figs))
     return scrubber(len(hist.steps), lambda k: preview_figure(hist, k),
                     label=lambda k: f"iteration {hist.steps[k].i} of {hist.iterations[-1]}",
                     interval_ms=interval_ms)
@@ -159,7 +159,7 @@ def attribute_slider(render: Callable[[dict[str, float]], "plt.Figure"], names: 
     widgets, ``render`` of the start values."""
     values = {n: float((start or {}).get(n, 0.0)) for n in names}
     if static or (static is None and not widgets_usable()):
-        return render(values)
+        return shown_once(render(values))
     import ipywidgets as W
     from IPython.display import display
 
