@@ -145,3 +145,83 @@ def chance_top_n(gallery_size: int, relevant: int, n: int) -> float:
         raise ValueError(f"need 0 <= relevant <= gallery_size and n >= 1; got {relevant}, {gallery_size}, {n}")
     n = min(n, gallery_size)
     return 1.0 - comb(gallery_size - relevant, n) / comb(gallery_size, n)
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """One claim measured once per seed: the per-seed effects, their spread, and each seed's verdict.
+
+    Seeds are reruns of one protocol, not independent samples (the same faces and models come
+    back in every seed), so nothing here pools them into one test: each seed keeps its own
+    verdict, and :meth:`verdicts_summary` counts the seeds in which each verdict holds.
+    """
+
+    seeds: tuple
+    effects: tuple[float, ...]
+    verdicts: tuple[str, ...]
+
+    @property
+    def low(self) -> float:
+        return min(self.effects)
+
+    @property
+    def high(self) -> float:
+        return max(self.effects)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.effects))
+
+    @property
+    def sd(self) -> float:
+        """Sample standard deviation over seeds (0 for a single seed)."""
+        return float(np.std(self.effects, ddof=1)) if len(self.effects) > 1 else 0.0
+
+    @property
+    def stable(self) -> bool:
+        """Every seed gives the same verdict."""
+        return len(set(self.verdicts)) == 1
+
+    def counts(self) -> dict[str, int]:
+        """Seeds per verdict, in :data:`VERDICTS` order, verdicts no seed gave left out."""
+        return {v: self.verdicts.count(v) for v in VERDICTS if v in self.verdicts}
+
+    def verdicts_summary(self) -> str:
+        """E.g. ``"holds (significant) in 2 of 3 seeds; direction holds, not significant in 1"``."""
+        n = len(self.verdicts)
+        parts = [f"{v} in {c}" for v, c in self.counts().items()]
+        parts[0] += f" of {n} seed{'s' if n != 1 else ''}"
+        return "; ".join(parts)
+
+    def spread(self, fmt: str = "+.3f") -> str:
+        """``"min … max; mean ± sd"`` of the effects."""
+        return (f"{format(self.low, fmt)} … {format(self.high, fmt)}; mean {format(self.mean, fmt)} "
+                f"± {format(self.sd, fmt.lstrip('+'))} (sd)")
+
+
+def over_seeds(per_seed, *, alpha: float = 0.05) -> SeedSpread:
+    """Summarise a claim measured once per seed.
+
+    ``per_seed`` maps each seed to ``(effect, ci, p)`` (``ci`` or ``p`` may be None, as in
+    :func:`verdict`), or to a :class:`PairedComparison`.  Each seed is worded by :func:`verdict` on
+    its own statistics; the seeds are not pooled.
+
+    >>> s = over_seeds({0: (0.2, (0.1, 0.3), 0.01), 1: (0.1, (-0.1, 0.3), 0.3), 2: (0.3, (0.2, 0.4), 0.001)})
+    >>> s.verdicts_summary()
+    'holds (significant) in 2 of 3 seeds; direction holds, not significant in 1'
+    >>> s.spread()
+    '+0.100 … +0.300; mean +0.200 ± 0.100 (sd)'
+    """
+    items = list(per_seed.items())
+    if not items:
+        raise ValueError("over_seeds needs at least one seed")
+    seeds, effects, verdicts = [], [], []
+    for seed, m in items:
+        if isinstance(m, PairedComparison):
+            effect, ci, p = m.rate_a - m.rate_b, m.ci, m.p
+        else:
+            effect, ci, p = m
+        seeds.append(seed)
+        effects.append(float(effect))
+        verdicts.append(verdict(float(effect), ci, p, alpha=alpha))
+    return SeedSpread(tuple(seeds), tuple(effects), tuple(verdicts))

@@ -94,3 +94,40 @@ def test_chance_top_n_by_hand():
     assert chance_top_n(5, 0, 3) == 0.0
     with pytest.raises(ValueError):
         chance_top_n(5, 6, 1)
+
+
+def test_over_seeds_words_each_seed_and_counts_them():
+    from facelab.metrics.claims import over_seeds
+
+    s = over_seeds({0: (0.2, (0.1, 0.3), 0.01), 1: (-0.1, (-0.3, 0.1), 0.4), 2: (0.3, (0.2, 0.4), 0.001)})
+    assert s.seeds == (0, 1, 2)
+    assert s.verdicts == ("holds (significant)", "reversed, not significant", "holds (significant)")
+    assert not s.stable
+    assert s.counts() == {"holds (significant)": 2, "reversed, not significant": 1}
+    assert s.verdicts_summary() == "holds (significant) in 2 of 3 seeds; reversed, not significant in 1"
+    assert (s.low, s.high) == (-0.1, 0.3)
+    assert s.mean == pytest.approx(0.4 / 3)
+    assert s.sd == pytest.approx(np.std([0.2, -0.1, 0.3], ddof=1))
+
+
+def test_over_seeds_does_not_pool_seeds():
+    """Three seeds each too weak alone stay 'not significant' in every seed, however consistent."""
+    from facelab.metrics.claims import over_seeds
+
+    s = over_seeds({seed: (0.1, (-0.01, 0.2), 0.08) for seed in range(3)})
+    assert s.stable and s.verdicts_summary() == "direction holds, not significant in 3 of 3 seeds"
+    assert s.sd == pytest.approx(0.0, abs=1e-12) and s.spread() == "+0.100 … +0.100; mean +0.100 ± 0.000 (sd)"
+
+
+def test_over_seeds_takes_paired_comparisons_and_one_seed():
+    from facelab.metrics.claims import over_seeds
+
+    a = [True] * 12 + [False] * 8
+    b = [False] * 12 + [False] * 8
+    c = compare_paired(a, b)
+    s = over_seeds({7: c})
+    assert s.verdicts == (c.verdict,) == ("holds (significant)",)
+    assert s.effects == (pytest.approx(0.6),) and s.sd == 0.0
+    assert s.verdicts_summary() == "holds (significant) in 1 of 1 seed"
+    with pytest.raises(ValueError, match="at least one seed"):
+        over_seeds({})
