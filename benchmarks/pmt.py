@@ -99,10 +99,13 @@ def main(args) -> None:
     # the slow part (every setting's PMT run) is saved, so a crash in a later section does not lose it
     from facelab.cache import cache_dir
 
+    from .provenance import inputs_digest
+
     stage = cache_dir() / "benchmarks" / f"pmt-stage1-{'fast' if fast else 'full'}-{n_probes}-{steps}.pt"
+    inputs = inputs_digest("pmt")  # work saved by other code or data is never resumed
     if stage.exists():
         saved = torch.load(stage, weights_only=False)
-        if saved.get("probes") == proto.probes:
+        if saved.get("probes") == proto.probes and saved.get("inputs") == inputs:
             results = {k: v for k, v in saved["results"].items() if k in settings and saved["settings"][k] == settings[k]}
             x_tilde = {k: saved["x_tilde"][k] for k in results}
             print(f"  resumed {len(results)} settings from {stage}", flush=True)
@@ -125,7 +128,7 @@ def main(args) -> None:
         d = results[name]["decisions"]
         print(f"  {name}: {secs:.0f}s, acc " + ", ".join(f"{n} {d[n].mean():.2f}" for n in d), flush=True)
         stage.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"probes": proto.probes, "settings": settings, "results": results, "x_tilde": x_tilde},
+        torch.save({"inputs": inputs, "probes": proto.probes, "settings": settings, "results": results, "x_tilde": x_tilde},
                    str(stage) + ".tmp")
         os.replace(str(stage) + ".tmp", stage)
 

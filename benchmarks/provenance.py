@@ -318,6 +318,14 @@ def _hashes(root: Path, paths: Sequence[str]) -> dict[str, str | None]:
     return {p: digest(p, (root / _base(p)).read_bytes()) if (root / _base(p)).is_file() else None for p in paths}
 
 
+def inputs_digest(suite: str, root: Path | None = None) -> str:
+    """One sha256 over the current content of every declared input of ``suite``: the key under which a
+    benchmark may keep partial work between runs, so a resumed run never mixes in work made by other code."""
+    root = root or Path(__file__).resolve().parent.parent
+    hashes = _hashes(root, SUITES[suite].inputs)
+    return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
+
+
 def record(suite: str, *, seeds=None, argv: Sequence[str] | None = None, rerender: bool = False,
            commit: str | None = None, note: str | None = None, root: Path | None = None,
            suites: Mapping[str, Suite] | None = None, hashed: tuple[dict, dict] | None = None,
