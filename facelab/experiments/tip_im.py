@@ -185,15 +185,20 @@ def _load(m) -> nn.Module:
 
 def _settings(methods: Iterable[str], gammas: Iterable[float], settings) -> list[tuple[str, float, dict]]:
     """(gain, γ, extra keyword arguments) per setting; a setting may be (gain, γ) or
-    (gain, γ, {"label": row name, **tip_im arguments that override the run's})."""
+    (gain, γ, {"label": row name, **tip_im arguments that override the run's}).
+    The single-target baseline aims at ``targets[0]``, where it is scored, unless a
+    setting gives its own ``target_index`` (tip_im's default draws one per image)."""
     if settings is None:
-        return [(m, float(g), {}) for m in methods for g in gammas]
+        settings = [(m, g) for m in methods for g in gammas]
     out = []
     for item in settings:
         m, g, *extra = item
         if len(extra) > 1 or (extra and not isinstance(extra[0], dict)):
             raise ValueError(f"a setting is (gain, gamma) or (gain, gamma, dict of options); got {item!r}")
-        out.append((str(m), float(g), dict(extra[0]) if extra else {}))
+        options = dict(extra[0]) if extra else {}
+        if str(m) == "single":
+            options.setdefault("target_index", 0)
+        out.append((str(m), float(g), options))
     return out
 
 
@@ -265,8 +270,8 @@ def run_protocol(
     probes = protocol.probes
     true = [labels[p] for p in probes]
     tgt_sets = [{labels[t] for t in g.targets} for g in protocol.groups for _ in g.probes]
-    # the single-target baseline aims at targets[0] only (tip_im's target_index default): it is
-    # scored against that one identity, not against all k
+    # the single-target baseline aims at targets[0] only (target_index=0 unless a setting says
+    # otherwise): it is scored against that one identity, not against all k
     own_sets = [{labels[g.targets[0]]} for g in protocol.groups for _ in g.probes]
     gal = crops[torch.as_tensor(protocol.gallery)]
     gal_labels = [labels[i] for i in protocol.gallery]

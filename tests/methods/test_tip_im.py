@@ -163,3 +163,14 @@ def test_variant_options_are_checked(model, astronaut_face, targets):
         list(tip_im(astronaut_face, targets, model, steps=1, variant="code"))
     with pytest.raises(ValueError, match="diversity_prob"):
         list(tip_im(astronaut_face, targets, model, steps=1, variant="released_code", diversity_prob=0.5))
+
+
+def test_protocol_single_baseline_aims_where_it_is_scored():
+    """run_protocol scores "single" against targets[0]; its settings must make it aim there too."""
+    from facelab.experiments.tip_im import _settings
+
+    assert _settings(["single", "G"], [0.0], None) == [("single", 0.0, {"target_index": 0}), ("G", 0.0, {})]
+    assert _settings([], [], [("single", 1.0, {"target_index": 2, "label": "s2"})]) == [
+        ("single", 1.0, {"target_index": 2, "label": "s2"})]
+    with pytest.raises(ValueError, match="a setting is"):
+        _settings([], [], [("G", 0.0, "x")])
