@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -102,5 +103,20 @@ def _user_errors() -> tuple[type[BaseException], ...]:
             ValueError)
 
 
+def entry() -> None:
+    """The ``facelab`` command: :func:`main`, then leave without the interpreter's teardown.
+
+    Finalising torch's modules and freeing every tensor at exit takes about 0.8 s on two cores
+    (``python -c "import torch"``: 2.3-2.8 s in all, 1.7-1.9 s when it ends with ``os._exit``),
+    a third of what a one-photo ``facelab protect`` spends outside its own work.  A finished
+    command needs none of it: every file it wrote is closed, and the streams are flushed here.
+    An uncaught error still goes through the normal exit and its traceback.
+    """
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(status or 0))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

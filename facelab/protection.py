@@ -375,10 +375,13 @@ class Protected:
 
     def _rescore(self, sources) -> list[list[dict[str, float] | None]]:
         """Per source, per face: each pool model's similarity to the original face, or None when the
-        face is not found again; every model scores all found faces of all sources in one batch."""
+        face is not found again; each model scores the found faces of all sources in batches of
+        :data:`RESCORE_BATCH`.  A source's full image is dropped once its faces are cropped at every
+        size the pool needs, so a big photo is held once, not once per source."""
         from .faces.io import read_image
 
-        found = []  # (source index, face index, tensor image, landmarks of the re-detected face)
+        sizes = sorted({m.input_size for m in self.pool_models})
+        found = []  # (source index, face index, {crop size: aligned crop (3, S, S)})
         for k, source in enumerate(sources):
             image = read_image(source)
             dets = detect_faces(image)
@@ -386,21 +389,28 @@ class Protected:
             for n, lm in enumerate(self.landmarks):
                 j = _match(lm, dets.landmarks)
                 if j is not None:
-                    found.append((k, n, t, dets.landmarks[j]))
+                    lm_j = dets.landmarks[j]
+                    found.append((k, n, {s: warp_crop(t, similarity_transform(lm_j, s, t.shape[1:])).clamp(0, 1)
+                                         for s in sizes}))
+            del image, t
         out: list[list[dict[str, float] | None]] = [[None] * len(self.report.faces) for _ in sources]
-        for k, n, _, _ in found:
+        for k, n, _ in found:
             out[k][n] = {}
-        if not found:
-            return out
         with torch.no_grad():
             for i, m in enumerate(self.pool_models):
-                refs = torch.cat([self.references[n][i] for _, n, _, _ in found])
-                crops = torch.stack([warp_crop(t, similarity_transform(lm, m.input_size, t.shape[1:]))
-                                     for _, _, t, lm in found]).clamp(0, 1).to(refs.device)
-                sims = m.similarity(m(crops), refs)
-                for (k, n, _, _), v in zip(found, sims.tolist()):
-                    out[k][n][m.name] = float(v)
+                for start in range(0, len(found), RESCORE_BATCH):
+                    part = found[start:start + RESCORE_BATCH]
+                    refs = torch.cat([self.references[n][i] for _, n, _ in part])
+                    crops = torch.stack([c[m.input_size] for _, _, c in part]).to(refs.device)
+                    sims = m.similarity(m(crops), refs)
+                    for (k, n, _), v in zip(part, sims.tolist()):
+                        out[k][n][m.name] = float(v)
         return out
+
+
+#: faces scored per model forward in the re-check: a batch's activations are all held at once (12 MP photo,
+#: 6 faces, re-check + JPEG: 12 crops in one batch of faceres-deep peaked at 2.7 GB)
+RESCORE_BATCH = 4
 
 
 def _match(lm: np.ndarray, candidates: np.ndarray) -> int | None:

@@ -252,6 +252,26 @@ def test_version():
     assert out.returncode == 0 and out.stdout.strip() == f"facelab {facelab.__version__}"
 
 
+def test_command_exit_status_and_streams_survive_the_fast_exit(tmp_path):
+    """The ``facelab`` command leaves through os._exit (no interpreter teardown): its status and
+    its buffered output must still arrive."""
+    missing = tmp_path / "missing.png"
+    out = subprocess.run([sys.executable, "-m", "facelab.cli", "protect", str(missing), "-o", str(tmp_path / "o.png")],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.strip() == f"facelab protect: input {missing}: no such file"
+
+
+@pytest.mark.weights
+def test_command_output_survives_the_fast_exit(tmp_path, astronaut):
+    photo = tmp_path / "in.png"
+    Image.fromarray(astronaut).save(photo)
+    ok = subprocess.run([sys.executable, "-m", "facelab.cli", "protect", str(photo), "-o", str(tmp_path / "o.png"),
+                         "--models", "mobileface", "--steps", "1", "--no-progress"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.rstrip().endswith("re-detected and re-aligned every face") and "mobileface *" in ok.stdout
+
+
 def test_run_and_history_show_progress(capsys):
     from facelab import Step
 

@@ -175,6 +175,20 @@ def test_only_needed_nodes_run(small_graph, monkeypatch):
     assert list(out) == ["concat"] and calls == []
 
 
+def test_deep_copy_owns_its_weights_and_shares_only_the_read_only_tables(small_graph):
+    import copy
+
+    twin = copy.deepcopy(small_graph)
+    x = torch.randn(2, 8, 8, 3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(twin(x)["embeddings"], small_graph(x)["embeddings"])
+    mine, theirs = dict(small_graph.named_buffers()), dict(twin.named_buffers())
+    assert mine.keys() == theirs.keys() and mine
+    assert all(mine[k].data_ptr() != theirs[k].data_ptr() for k in mine)
+    for name in type(small_graph)._SHARED:
+        assert getattr(twin, name) is getattr(small_graph, name)
+    assert twin.ops is not small_graph.ops and twin._needed_cache is not small_graph._needed_cache
+
+
 def test_wrong_input_shape_is_a_clear_error(small_graph):
     with pytest.raises(ValueError, match="NHWC"):
         small_graph(torch.randn(1, 3, 8, 8))
