@@ -11,12 +11,14 @@ CPU.  See docs/erasable_mask.md for every choice.
     model = em.load()                          # the teaching-scale checkpoint (train it first)
     x_p = model.protect(x64, {"male": 1, "young": 0, "smiling": 1})
     x_r = model.erase(x_p)
+    steps = em.erasable_mask(x64, protector=model)   # the same as a Step method (clean, protected)
 
 Training: :func:`train` (a Step generator), ``python -m facelab.methods.erasable_mask``.
 """
 from .checkpoint import CheckpointError, checkpoint_path, exists, load, save
 from .data import FaceData, offline_faces
 from .evaluate import evaluate, match_rates
+from .method import erasable_mask, own_attributes
 from .model import ErasableMask
 from .nets import NetConfig
 from .train import ROWS, TrainConfig, configs, preview_rows, train, train_and_save
@@ -24,5 +26,5 @@ from .train import ROWS, TrainConfig, configs, preview_rows, train, train_and_sa
 __all__ = [
     "ErasableMask", "NetConfig", "TrainConfig", "train", "train_and_save", "configs", "preview_rows", "ROWS",
     "load", "save", "exists", "checkpoint_path", "CheckpointError", "FaceData", "offline_faces", "evaluate",
-    "match_rates",
+    "match_rates", "erasable_mask", "own_attributes",
 ]
