@@ -114,16 +114,19 @@ def next_kappa(kappa: torch.Tensor, side: torch.Tensor, d: torch.Tensor, omega: 
 
 
 def _check(x, others, team, reference, delta, omega, kappa, max_steps, lr, init_noise):
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[0] == 0:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+    for name, value in (("x", x), ("others", others), ("reference", reference)):
+        if value is not None and not isinstance(value, torch.Tensor):  # a wrong kind of object: TypeError, as everywhere
+            check_images(value, name)
+    if x is None or x.ndim != 4 or x.shape[0] == 0:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else x
         raise ValueError(f"x: the protected person ℓ needs at least one gallery photo (N, 3, H, W) to mask; got {shape}")
     check_images(x, "x")
-    if others is None or not isinstance(others, torch.Tensor) or others.ndim != 4 or others.shape[0] == 0:
+    if others is None or others.ndim != 4 or others.shape[0] == 0:
         raise ValueError("others: the gallery has no photo of another person, so 𝒩(x^G) (Eq. 4–5) does not exist; "
                          "pass at least one gallery photo of a different person")
     check_images(others, "others")
     if reference is not None:
-        if not isinstance(reference, torch.Tensor) or reference.ndim != 4 or reference.shape[0] == 0:
+        if reference.ndim != 4 or reference.shape[0] == 0:
             raise ValueError("reference: 𝒟_ℓ^G must hold at least one original photo of ℓ (or pass None to use x)")
         check_images(reference, "reference")
     if team is None or (not isinstance(team, nn.Module) and len(team) == 0):
