@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.facelab-installed
 
 LOCK   := requirements-lock.txt
 
-.PHONY: lab test fetch install bench lock test-latest binder-check clean-venv
+.PHONY: lab test test-fast fetch install bench lock test-latest binder-check clean-venv
 
 # Installs exactly the versions in the committed lock (requirements-lock.txt);
 # the requirement files keep lower bounds only, for Colab and other users.
@@ -34,6 +34,11 @@ lab: fetch
 test: fetch
 	bash tools/ensure_chromium.sh  # the browser widget test's Chromium (tests/browser)
 	FACELAB_FAST=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider
+
+# The fast loop while editing: unit and conformance tests, no fetched weights or faces needed
+# (tests marked weights/faces are left out; `make test` runs everything).
+test-fast: install
+	$(PY) -m pytest -m "not weights and not faces" -q -p no:cacheprovider tests
 
 bench: fetch
 	$(PY) -m benchmarks
