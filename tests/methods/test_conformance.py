@@ -9,6 +9,7 @@ anyone: that is measured on the pretrained models, in the per-paper tests and be
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 
 import pytest
@@ -201,3 +202,45 @@ def test_runs_on_cuda(name):
         kw[info.iterations] = STEPS
     last = _drain(info(x, [model], **kw))[-1]
     assert last.x.device.type == "cuda"
+
+
+#: host synchronisations a method's steps may make by design, and why (the Step protocol promises none)
+SYNCS_BY_DESIGN: dict[str, tuple[int, str]] = {
+    "pmask": (1, "(early convergence: the loop stops when every photo has converged)"),
+    "targeted_anonymization": (1, "(while no image is on the boundary the authorized model's backward pass is "
+                                  "skipped, which costs far more than one read)"),
+    "targeted_anonymization_baseline": (1, "(the same loop as targeted_anonymization)"),
+}
+#: reads that are not device synchronisations: random draws from facelab's CPU generators
+CPU_DRAWS = ("facelab/ops/diversity.py",)
+
+SYNCING = ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_steps_do_not_wait_on_the_device(name, attacked, watched, monkeypatch):
+    """Issue #16: validation reads the values once, at the door; after the first Step no update
+    reads a tensor back to Python (on a GPU every such read waits for the device).  Counted on the
+    CPU by instrumenting the reads; on CUDA ``torch.cuda.set_sync_debug_mode`` would see the same."""
+    gen = _start(name, _faces(2, 4), [attacked], monitor=[watched], steps=4)
+    next(gen)  # the door and Step 0
+    counts: dict[str, int] = {}
+
+    def counting(attr):
+        original = getattr(torch.Tensor, attr)
+
+        def read(self, *a, **k):
+            caller = sys._getframe(1).f_code.co_filename.replace("\\", "/")
+            if not caller.endswith(CPU_DRAWS):
+                counts[attr] = counts.get(attr, 0) + 1
+            return original(self, *a, **k)
+
+        return read
+
+    for attr in SYNCING:
+        monkeypatch.setattr(torch.Tensor, attr, counting(attr))
+    later = sum(1 for _ in gen)
+    monkeypatch.undo()
+    allowed, why = SYNCS_BY_DESIGN.get(name, (0, ""))
+    assert sum(counts.values()) <= allowed * max(later, 1), (
+        f"{name} read tensors back {counts} in {later} steps; allowed {allowed} per step {why}")
