@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import erasable_mask, faces, pmask, pmt, models, overhead, protect, targeted_anonymization, tip_im
+from . import cost, erasable_mask, faces, pmask, pmt, models, overhead, protect, targeted_anonymization, tip_im
 from . import provenance
 
 SUITES = {
@@ -18,6 +18,7 @@ SUITES = {
     "pmask": pmask.main,
     "pmt": pmt.main,
     "protect": protect.main,
+    "cost": cost.main,
 }
 
 

@@ -154,12 +154,20 @@ SUITES: dict[str, Suite] = {
                        "facelab/jpeg.py", "facelab/faces/view.py", "facelab/faces/align.py", "facelab/faces/detect.py",
                        "facelab/faces/mtcnn.py", "facelab/faces/io.py"), TIMING, BASELINES, WEIGHTS, THRESHOLDS, LOCK),
         command="python -m benchmarks protect --threads 2"),
+    "cost": Suite(
+        outputs=(f"{RESULTS}/cost.md",),
+        inputs=_files(("benchmarks/cost.py", "facelab/methods/registry.py", "facelab/methods/targeted_anonymization.py",
+                       "facelab/methods/pmask.py", "facelab/methods/fawkes.py", "facelab/methods/pmt.py",
+                       "facelab/methods/reconstruction.py", "facelab/methods/erasable_mask/method.py",
+                       "facelab/models/shallow.py"),
+                      BASELINES, TIP_IM, EM, MODEL_FORWARD, TIMING, FACES, WEIGHTS, LOCK),
+        command="python -m benchmarks cost --threads 2"),
 }
 
 # which records a run writes: (benchmark, part) -> suites; part "all" is `python -m benchmarks NAME`
 PARTS: dict[tuple[str, str], tuple[str, ...]] = {
     **{(name, "all"): (name,) for name in ("models", "overhead", "faces", "targeted_anonymization", "erasable_mask",
-                                           "pmask", "pmt", "protect")},
+                                           "pmask", "pmt", "protect", "cost")},
     ("tip_im", "all"): ("tip_im_cost", "tip_im"),
     ("tip_im", "cost"): ("tip_im_cost",),
     ("tip_im", "claims"): ("tip_im",),

@@ -1,0 +1,224 @@
+"""Cost per protected face: every registered method with its own defaults, next to its floor.
+
+``python -m benchmarks cost --threads 2`` runs each method of :func:`facelab.methods.available` on
+offline faces against one model at a time (mobileface at its native 112 px, facenet-casia at its
+native 160 px), one face at a time (the median of ``SINGLE`` faces) and 8 faces in one batch, and
+writes ``benchmarks/results/cost.md``.
+
+The **floor** of a run is the model passes its algorithm cannot avoid, timed bare: the same number of
+forward(+backward) passes of the same models at the same batch, with nothing else (no projection,
+no loss bookkeeping, no reported state).  Per method, what that is:
+
+* gradient baselines: one forward+backward of the attacked model per update;
+* TIP-IM (greedy insertion, k targets): one forward+backward of the k·N candidates and one forward
+  of their k·N proposed updates per update (the batched form of Alg. 1);
+* Targeted Anonymization: one forward+backward of the victim and one forward of the authorized model
+  per iteration (the authorized backward is needed only on the boundary);
+* its baseline (Eq. 2): forward+backward of the victim and of the authorized model per iteration;
+* PMask and the Fawkes-style cloak: one forward+backward of the team per update;
+* PMT: one forward+backward and one forward (the augmented clean image) of the authorized model's
+  shallow model per update;
+* the reconstruction attack: one forward+backward of the shallow model per update;
+* ErasableMask: no face-model pass at all (its cost is its own generator and restorer), so no floor.
+
+A pass is timed as the minimum of 3 repeats after a warm-up, times the count; a method's ratio to
+its floor is what its own bookkeeping, projections and reported state add.  Peak memory is the
+largest heap in use above the run's start (glibc's mallinfo2, sampled every 5 ms): what the run itself
+holds at its busiest, with the models already loaded.
+"""
+from __future__ import annotations
+
+import ctypes
+import statistics
+import threading
+import time
+from typing import Callable
+
+import torch
+
+from facelab import methods
+from facelab.models import load
+
+from .timing import min_time, write_table
+
+MODELS = ("mobileface", "facenet-casia")
+AUTHORIZED = "mobilefacenet"  # the second model Targeted Anonymization and its baseline need
+SINGLE = 3  # faces timed one at a time
+BATCH = 8
+TARGETS = 10  # TIP-IM's k
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                                               "uordblks", "fordblks", "keepcost")]
+
+
+def _in_use_reader() -> tuple[Callable[[], float], str]:
+    """MB of heap in use now: glibc's mallinfo2 (torch's CPU tensors live on that heap, and memory freed by an
+    earlier run counts as free, unlike the resident set); the resident set where glibc is missing."""
+    try:
+        fn = ctypes.CDLL(None).mallinfo2
+        fn.restype = _MallInfo2
+
+        def in_use() -> float:
+            m = fn()
+            return (m.uordblks + m.hblkhd) / 2**20
+
+        in_use()
+        return in_use, "heap in use (glibc mallinfo2)"
+    except (AttributeError, OSError):
+        def rss() -> float:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * (4096 / 2**20)
+
+        return rss, "resident set (an underestimate after earlier runs)"
+
+
+_IN_USE, MEMORY_SOURCE = _in_use_reader()
+
+
+def _measure(fn: Callable[[], list]) -> tuple[float, float, list]:
+    """Seconds, peak MB in use above the start, and the result of ``fn()``."""
+    start, peak, done = _IN_USE(), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _IN_USE())
+            time.sleep(0.005)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    t0 = time.perf_counter()
+    out = fn()
+    seconds = time.perf_counter() - t0
+    done.set()
+    t.join()
+    return seconds, max(0.0, max(peak[0], _IN_USE()) - start), out
+
+
+def _faces(size: int):
+    """Aligned offline faces at ``size``: probes (one photo of each of the first identities), each
+    identity's other photos (up to 4: Targeted Anonymization's user photos), and other people."""
+    from facelab.faces import offline_set
+
+    data = offline_set(size, log=lambda *a: None)
+    by_id: dict[str, list[int]] = {}
+    for k, name in enumerate(data.labels):
+        by_id.setdefault(name, []).append(k)
+    multi = [ids for ids in by_id.values() if len(ids) >= 2][:BATCH]  # the offline set has 8 such identities
+    probes = data.crops[[ids[0] for ids in multi]]
+    own = [data.crops[ids[1:5]] for ids in multi]
+    others = data.crops[[ids[0] for name, ids in by_id.items() if ids not in multi][:TARGETS]]
+    return probes, own, others
+
+
+def _inputs(info, probes, own, others, idx: list[int], authorized, protector) -> dict:
+    made = {
+        "targets": others,
+        "target": others[:1],
+        "others": others,
+        "user_images": torch.cat([own[i] for i in idx]) if len(idx) == 1 else [own[i] for i in idx],
+        "authorized": authorized,
+        "protector": protector,
+        "attributes": None,  # filled below: each face's own (b = a)
+    }
+    kw = {n: made[n] for n in info.needs}
+    if "attributes" in info.needs:
+        from facelab.methods.erasable_mask import own_attributes
+
+        kw["attributes"] = own_attributes(probes[idx])
+    return kw
+
+
+def _pass(model, n: int, size: int, backward: bool) -> float:
+    x = torch.rand(n, 3, size, size)
+
+    def once():
+        if backward:
+            xr = x.clone().requires_grad_(True)
+            model(xr).sum().backward()
+        else:
+            with torch.no_grad():
+                model(x)
+
+    return min_time(once, repeats=3, warmup=1)
+
+
+def _floor(name: str, steps: int, n: int, model, authorized, size: int, targets: int) -> tuple[float | None, str]:
+    """Seconds of the passes the algorithm cannot avoid, and what they are."""
+    if name == "erasable_mask":
+        return None, "none (its own networks)"
+    if name in ("fgsm", "ifgsm", "pgd", "mifgsm", "pmask", "fawkes"):
+        return steps * _pass(model, n, size, True), f"{steps} × f+b ({n})"
+    if name == "tip_im":
+        k = targets * n
+        return steps * (_pass(model, k, size, True) + _pass(model, k, size, False)), f"{steps} × (f+b + f) ({k})"
+    if name == "targeted_anonymization":
+        return (steps * (_pass(model, n, size, True) + _pass(authorized, n, size, False)),
+                f"{steps} × (victim f+b + authorized f) ({n})")
+    if name == "targeted_anonymization_baseline":
+        return (steps * (_pass(model, n, size, True) + _pass(authorized, n, size, True)),
+                f"{steps} × (victim f+b + authorized f+b) ({n})")
+    if name in ("pmt", "white_box_reconstruction"):
+        shallow = model.shallow(5)
+        fb = _pass(shallow, n, size, True)
+        if name == "pmt":
+            return steps * (fb + _pass(shallow, n, size, False)), f"{steps} × (shallow f+b + f) ({n})"
+        return steps * fb, f"{steps} × shallow f+b ({n})"
+    raise KeyError(f"no floor defined for {name}: add it to benchmarks/cost.py")
+
+
+def _run(info, x, models_, kw) -> tuple[float, float, int]:
+    seconds, mb, steps = _measure(lambda: list(info(x, models_, **kw)))
+    return seconds, mb, len(steps) - 1
+
+
+def main(args) -> None:
+    torch.set_num_threads(args.threads)
+    from facelab.methods.erasable_mask import exists, load as load_em
+
+    protector = load_em() if exists() else None
+    authorized = load(AUTHORIZED)
+    rows, notes = [], []
+    for model_name in MODELS:
+        model = load(model_name)
+        size = model.input_size
+        probes, own, others = _faces(size)
+        for name in methods.available():
+            info = methods.get(name)
+            if name == "erasable_mask" and protector is None:
+                notes.append("erasable_mask: no trained checkpoint in the cache (python -m facelab.methods.erasable_mask)")
+                continue
+            px = probes
+            if name == "erasable_mask":
+                px = torch.nn.functional.interpolate(probes, size=(protector.size,) * 2, mode="bilinear",
+                                                     antialias=True, align_corners=False)
+            for n in (1, BATCH):
+                groups = [[i] for i in range(SINGLE)] if n == 1 else [list(range(BATCH))]
+                runs = [_run(info, px[g], [model], _inputs(info, px, own, others, g, authorized, protector))
+                        for g in groups]
+                seconds = statistics.median(r[0] for r in runs)
+                mb = max(r[1] for r in runs)
+                steps = int(statistics.median(r[2] for r in runs))
+                floor, what = _floor(name, steps, n, model, authorized, size, len(others))
+                per_face = seconds / n
+                ratio = "—" if floor is None else f"{seconds / floor:.2f}×"
+                rows.append([name, f"{model_name} ({size} px)", str(n), str(steps), f"{per_face:.2f}",
+                             "—" if floor is None else f"{floor / n:.2f}", ratio, what, f"{mb:.0f}"])
+                print(" | ".join(rows[-1]), flush=True)
+    notes_text = (
+        f"Every method with its own defaults (`methods.get(name)` and only the inputs it needs: TIP-IM's "
+        f"k = {len(others)} targets and PMask's gallery are other people of the offline set, the Fawkes-style "
+        f"cloak's target one of them, Targeted Anonymization's user photos the probe's own other photos and its "
+        f"authorized model {AUTHORIZED}, ErasableMask the cached checkpoint at its own size and each face's own "
+        f"attributes). Batch 1: median of {SINGLE} faces, each alone; batch {BATCH}: {BATCH} faces in one run. "
+        "Steps: the updates the run made (PMask stops early when every face has converged). Floor: see the "
+        "module docstring of benchmarks/cost.py for each method's passes; `f+b` is a forward and backward pass "
+        "to the pixels, `f` a forward pass, the batch in brackets. Peak MB: the most memory the run held above "
+        f"its start ({MEMORY_SOURCE}, sampled every 5 ms; the models were loaded before).")
+    if notes:
+        notes_text += "  \n" + "  \n".join(notes)
+    write_table(args.out / "cost.md", "Cost per protected face, every method, next to its floor",
+                f"python -m benchmarks cost --threads {args.threads}",
+                ["method", "model", "faces at a time", "steps", "s / face", "floor s / face", "method / floor",
+                 "floor passes", "peak MB"], rows, notes_text)
