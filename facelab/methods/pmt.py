@@ -193,7 +193,7 @@ def pmt(
     init_std: float = 0.5,
     blur_sigma: float = 4.0,
     monitor: Sequence[nn.Module] = (),
-    monitor_every: int = 1,
+    monitor_every: int | None = None,
     seed: int = 0,
 ) -> Iterator[Step]:
     """Obfuscate the faces ``x`` (N, 3, H, W) for the ``authorized`` model(s)
@@ -218,7 +218,9 @@ def pmt(
     augmented, aggregated if ``aggregate``); ``"similarity"`` {model: (N,)}
     full-model similarity of x̃ to x (the model's own metric) for the
     authorized and the monitored models, every ``monitor_every`` steps and at
-    the first and last (empty on the others);
+    the first and last (empty on the others; the default None: only the first
+    and last, because Alg. 1 never runs the full models and a full forward per
+    step made a run 3-6× its floor in ``benchmarks/results/cost.md``);
     ``"ssim"`` (N,) SSIM(x̃, x); ``"alpha"`` the step size used after this step;
     ``"authorized"`` the authorized models' names.
     """
@@ -234,7 +236,7 @@ def pmt(
     aggregate = validate.flag(aggregate, "aggregate")
     pool = validate.integer(pool, "pool", hint="the AvgPool2d kernel of layer aggregation")
     noise_std = validate.non_negative(noise_std, "noise_std")
-    monitor_every = validate.integer(monitor_every, "monitor_every")
+    monitor_every = max(steps, 1) if monitor_every is None else validate.integer(monitor_every, "monitor_every")
     seed = validate.seed(seed)
     shallows = [m.shallow(n_layers) for m in models]
     w = ti_kernel(kernel, k)

@@ -74,6 +74,11 @@ def test_seeded_and_stepwise(authorized, astronaut_face):
     assert not torch.equal(a[0].x, next(iter(pmt(astronaut_face, authorized, steps=3, seed=6))).x)
     assert float(ssim(a[0].x, astronaut_face)) < 0.1  # step 0 is the noise start
     assert set(a[1].state) >= {"distance", "similarity", "ssim", "alpha", "authorized"}
+    # by default the full models run only at the first and last step (Alg. 1 needs the shallow models alone)
+    assert [sorted(s.state["similarity"]) for s in a] == [["mobileface"], [], [], ["mobileface"]]
+    every = list(pmt(astronaut_face, authorized, steps=3, seed=5, monitor_every=1))
+    assert all(sorted(s.state["similarity"]) == ["mobileface"] for s in every)
+    assert torch.equal(every[-1].x, a[-1].x)  # monitoring never changes the result
 
 
 @pytest.mark.parametrize("option", [{"init": "shuffle"}, {"init": "blur"}, {"augment": "none"}, {"augment": "affine"},
