@@ -15,6 +15,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from .. import validate
 from .shallow import ShallowModel
 from .specs import ModelSpec
 from .zoo import FaceModel
@@ -42,8 +43,8 @@ class _SyntheticShallow(ShallowModel):
     def __init__(self, model: "SyntheticFaceModel", n_layers: int):
         nn.Module.__init__(self)
         ends = [f"conv{k}" for k in range(1, len(STRIDES) + 1)]
-        if not isinstance(n_layers, int) or not 1 <= n_layers <= len(ends):
-            raise ValueError(f"n_layers must be an integer between 1 and {len(ends)} for {model.name}; got {n_layers!r}")
+        n_layers = validate.integer(n_layers, "n_layers", maximum=len(ends),
+                                    hint=f"how many of {model.name}'s {len(ends)} layers to keep")
         self.model = model
         self.n_layers = n_layers
         self.layer_names = ends[:n_layers]

@@ -129,7 +129,7 @@ def test_steps_follow_the_protocol(name, attacked, watched):
     if info.output == "protected":
         for s in (steps[0], steps[-1]):
             sims = s.state.get("similarity", {})
-            names = {"watched"} | ({"attacked"} if name not in ("erasable_mask",) else set())
+            names = {"attacked", "watched"}
             assert names <= set(sims), f"{name}: state['similarity'] must cover {names}; has {sorted(sims)}"
             for v in sims.values():
                 assert v.shape == (x.shape[0],) and torch.isfinite(v).all()

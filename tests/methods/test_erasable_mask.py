@@ -189,6 +189,31 @@ def test_bad_inputs_get_clear_errors(trained, faces64):
     assert model.protect(x[:2], [1, 0, 1]).shape == (2, 3, 64, 64)
 
 
+def test_step_method_is_the_trained_protector(trained, faces64, surrogates):
+    """``erasable_mask(x, protector=…)``, the registry's one-shot method, gives exactly the model's
+    protect and erase, with the real surrogates' similarities; bad inputs get clear errors."""
+    model, _ = trained
+    x, a = faces64.split("test")
+    x, a = x[:3], a[:3]
+    steps = list(em.erasable_mask(x, protector=model, attributes=a, monitor=list(surrogates.values())))
+    assert [s.i for s in steps] == [0, 1] and torch.equal(steps[0].x, x)
+    x_p = model.protect(x, a).clamp(0, 1)
+    assert torch.equal(steps[1].x, x_p)
+    assert torch.equal(steps[1].state["restored"], model.erase(x_p).clamp(0, 1))
+    for name, m in surrogates.items():
+        want = m.similarity(m(x_p), m(x))
+        torch.testing.assert_close(steps[1].state["similarity"][name], want)
+        assert torch.allclose(steps[0].state["similarity"][name], m.similarity(m(x), m(x)))
+    own = em.own_attributes(x)  # the default b = a, read by the real attribute models
+    assert own.shape == (3, 3) and set(own.unique().tolist()) <= {0.0, 1.0}
+    default = list(em.erasable_mask(x, protector=model))
+    assert torch.equal(default[1].state["attributes"], own)
+    with pytest.raises(TypeError, match="protector must be"):
+        next(em.erasable_mask(x, protector=3))
+    with pytest.raises(ValueError, match="64x64"):
+        next(em.erasable_mask(torch.rand(1, 3, 32, 32), protector=model))
+
+
 def test_teaching_checkpoint_protects_and_erases(faces64, surrogates):
     """On the teaching-scale checkpoint only (skipped when it was not trained here)."""
     if not em.exists():
