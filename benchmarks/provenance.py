@@ -87,8 +87,8 @@ FACES = ("facelab/faces/manifest.json", "facelab/faces/packages.py", "facelab/fa
 TIMING = ("benchmarks/timing.py",)
 OPS = {name: f"facelab/ops/{name}.py" for name in
        ("augment", "budget", "diversity", "identity", "mmd", "momentum", "smoothing")}
-BASELINES = ("facelab/methods/baselines.py", *OPS.values())
-TIP_IM = ("facelab/methods/tip_im.py", *(OPS[n] for n in ("augment", "budget", "diversity", "identity", "mmd",
+BASELINES = ("facelab/methods/baselines.py", "facelab/methods/kit.py", *OPS.values())
+TIP_IM = ("facelab/methods/tip_im.py", "facelab/methods/kit.py", *(OPS[n] for n in ("augment", "budget", "diversity", "identity", "mmd",
                                                          "momentum")))
 MODEL_FORWARD = tuple(f"facelab/models/{n}.py" for n in ("zoo", "specs", "graph", "tfjs_graph", "graphdef",
                                                           "onnx_graph", "faceapi", "online"))

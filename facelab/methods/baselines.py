@@ -21,17 +21,14 @@ import torch
 from torch import nn
 
 from .. import validate as V
-from ..ops import (
-    accumulate_momentum, as_models, clip_to_budget, gaussian_kernel, input_diversity, lp_norm,
-    random_in_ball, steepest_step, translation_invariant,
-)
+from ..ops import as_models, gaussian_kernel, input_diversity, random_in_ball, translation_invariant
 from ..ops.budget import Norm
 from ..steps import Step
+from . import kit
+from .kit import NORMS, Models
 
 Objective = Literal["dodging", "impersonation"]
 OBJECTIVES: tuple[str, ...] = ("dodging", "impersonation")
-NORMS: tuple[str, ...] = ("linf", "l2")
-Models = nn.Module | Sequence[nn.Module]
 
 
 def _check_target(x: torch.Tensor, objective: str, target: torch.Tensor | None) -> None:
@@ -99,10 +96,8 @@ def pgd(
     """
     x = V.images(x, "x")
     objective = V.choice(objective, "objective", OBJECTIVES)
-    norm = V.choice(norm, "norm", NORMS)
     steps = V.integer(steps, "steps", hint="the number of updates")
-    eps = V.budget(eps, norm, image_numel=x[0].numel())
-    alpha = 1.5 * eps / steps if alpha is None else V.step_size(alpha, norm)
+    budget = kit.Budget.checked(x, eps=eps, alpha=alpha, norm=norm, default_alpha=lambda e: 1.5 * e / steps)
     mu = V.non_negative(mu, "mu", hint="the momentum decay, 1.0 in Dong et al.; 0 = no momentum")
     diversity_prob = V.probability(diversity_prob, "diversity_prob")
     resize_rate = V.number(resize_rate, "resize_rate", low=0.0, high=1.0, low_open=True)
@@ -111,7 +106,7 @@ def pgd(
     if target is not None:
         target = V.images(target, "target")
     attacked = as_models(models)
-    watched = as_models(monitor) if len(monitor) else []
+    watched = kit.watched_models(monitor)
     if isinstance(ti_kernel, torch.Tensor):
         if ti_kernel.ndim != 2 or ti_kernel.shape[0] != ti_kernel.shape[1] or ti_kernel.shape[0] % 2 == 0:
             raise ValueError(f"ti_kernel must be a square (K, K) tensor with K odd, or an odd int; got shape {tuple(ti_kernel.shape)}")
@@ -121,56 +116,50 @@ def pgd(
         size = V.odd_size(ti_kernel, "ti_kernel")
         ti_kernel = gaussian_kernel(size)  # TI reference: nsig = 3, σ = (size − 1)/6
     _check_target(x, objective, target)
-    return _pgd_steps(x, attacked, watched, objective=objective, target=target, eps=eps, alpha=alpha, steps=steps,
-                      norm=norm, random_start=random_start, mu=mu, diversity_prob=diversity_prob,
-                      resize_rate=resize_rate, ti_kernel=ti_kernel, seed=seed)
+    return _pgd_steps(x, attacked, watched, objective=objective, target=target, budget=budget, steps=steps,
+                      random_start=random_start, mu=mu, diversity_prob=diversity_prob, resize_rate=resize_rate,
+                      ti_kernel=ti_kernel, seed=seed)
 
 
-def _pgd_steps(x, attacked, watched, *, objective, target, eps, alpha, steps, norm, random_start, mu,
-               diversity_prob, resize_rate, ti_kernel, seed) -> Iterator[Step]:
-    """The loop of :func:`pgd`, on arguments it has checked (a generator: nothing runs before the first ``next``)."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+def _pgd_steps(x, attacked, watched, *, objective, target, budget, steps, random_start, mu, diversity_prob,
+               resize_rate, ti_kernel, seed) -> Iterator[Step]:
+    """The loss of :func:`pgd` on the kit's loop, on arguments it has checked (a generator: nothing
+    runs before the first ``next``)."""
+    gen = kit.generator(seed)
     x = x.detach()
     refs = _references(attacked, x, objective, target)
-    watch_refs = _references(watched, x, objective, target) if watched else []
+    watch = kit.Watch(watched, _references(watched, x, objective, target) if watched else [])
     sign = 1.0 if objective == "dodging" else -1.0
+    start = budget.project(x + random_in_ball(x, budget.eps, budget.norm, gen), x) if random_start else None
+    nudge_first = objective == "dodging" and not random_start  # the gradient is exactly zero at x itself
 
-    def evaluate(x_in: torch.Tensor):
+    def loss_at(x_in: torch.Tensor):
         sims = {m.name: m.similarity(m(x_in), r) for m, r in zip(attacked, refs)}
         return sign * torch.stack(list(sims.values())).mean(0), sims
 
-    x_adv = clip_to_budget(x + random_in_ball(x, eps, norm, gen), x, eps, norm) if random_start else x.clone()
-    nudge_first = objective == "dodging" and not random_start  # the gradient is exactly zero at x itself
-    g = torch.zeros_like(x)
-    for i in range(steps + 1):
+    def evaluate(x_i: torch.Tensor, i: int, update: bool) -> kit.Evaluation:
         grad = None
-        at = x_adv  # where this step's gradient is taken: x_i, or just beside the clean start (see the docstring)
-        if i == 0 and nudge_first and steps > 0:
-            at = (x_adv + (torch.rand(x.shape, generator=gen) * 2 - 1).to(x.device, x.dtype) * (0.5 / 255)).clamp(0, 1)
-        if i < steps and diversity_prob == 0 and at is x_adv:
+        at = x_i  # where this step's gradient is taken: x_i, or just beside the clean start (see the docstring)
+        if i == 0 and nudge_first and update:
+            at = (x_i + (torch.rand(x.shape, generator=gen) * 2 - 1).to(x.device, x.dtype) * (0.5 / 255)).clamp(0, 1)
+        if update and diversity_prob == 0 and at is x_i:
             # the gradient pass at x_i also gives the loss reported for x_i
-            x_adv.requires_grad_(True)
-            loss, sims = evaluate(x_adv)
-            (grad,) = torch.autograd.grad(loss.sum(), x_adv)
-            x_adv = x_adv.detach()
+            xg = x_i.detach().requires_grad_(True)
+            loss, sims = loss_at(xg)
+            (grad,) = torch.autograd.grad(loss.sum(), xg)
         else:
             with torch.no_grad():
-                loss, sims = evaluate(x_adv)
-            if i < steps:
+                loss, sims = loss_at(x_i)
+            if update:
                 at = at.detach().requires_grad_(True)
-                loss_t, _ = evaluate(input_diversity(at, diversity_prob, resize_rate, gen) if diversity_prob > 0 else at)
+                loss_t, _ = loss_at(input_diversity(at, diversity_prob, resize_rate, gen) if diversity_prob > 0 else at)
                 (grad,) = torch.autograd.grad(loss_t.sum(), at)
-        with torch.no_grad():
-            watched_sims = {m.name: m.similarity(m(x_adv), r) for m, r in zip(watched, watch_refs)}
-        yield Step(
-            i, x_adv, {"loss": loss.detach()} | {f"sim/{k}": v.detach() for k, v in sims.items()},
-            {"norm": lp_norm(x_adv - x, norm), "similarity": {k: v.detach() for k, v in (sims | watched_sims).items()}},
-        )
-        if grad is not None:
-            if ti_kernel is not None:
-                grad = translation_invariant(grad, ti_kernel)
-            g = accumulate_momentum(g, grad, mu) if mu > 0 else grad
-            x_adv = clip_to_budget(x_adv - alpha * steepest_step(g, norm), x, eps, norm)
+        if grad is not None and ti_kernel is not None:
+            grad = translation_invariant(grad, ti_kernel)
+        return kit.Evaluation({"loss": loss.detach()} | {f"sim/{k}": v.detach() for k, v in sims.items()},
+                              {"similarity": {k: v.detach() for k, v in sims.items()}}, grad=grad)
+
+    return kit.iterate(x, evaluate, steps=steps, update=kit.MomentumStep(budget, mu), start=start, watch=watch)
 
 
 def _default_alpha(eps, steps, kw: dict) -> float:

@@ -52,18 +52,19 @@ from torch import nn
 
 from .. import validate as V
 from ..ops import (
-    accumulate_momentum, affine_rotation_jitter, as_models, clip_to_budget, input_diversity, lp_norm, steepest_step,
+    accumulate_momentum, affine_rotation_jitter, as_models, input_diversity, steepest_step,
 )
 from ..ops.augment import self_augmentation
 from ..ops.budget import Norm
 from ..ops.mmd import DEFAULT_BANDWIDTHS, gaussian_kernel_matrix, mmd
 from ..steps import Step
+from . import kit
+from .kit import Models
 
 Gain = Literal["G", "G1", "G2", "random", "single"]
 GAINS: tuple[str, ...] = ("G", "G1", "G2", "random", "single")
 Variant = Literal["paper", "released_code"]
 VARIANTS: tuple[str, ...] = ("paper", "released_code")
-Models = nn.Module | Sequence[nn.Module]
 
 
 def features(model: nn.Module, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
@@ -183,10 +184,8 @@ def tip_im(
     x = V.images(x, "x")
     targets = V.images(targets, "targets")
     gain = V.choice(gain, "gain", GAINS)
-    norm = V.choice(norm, "norm", ("linf", "l2"))
     steps = V.integer(steps, "steps", hint="T, the number of iterations")
-    eps = V.budget(eps, norm, image_numel=x[0].numel(), example="12/255")
-    alpha = eps / 8 if alpha is None else V.step_size(alpha, norm)
+    budget = kit.Budget.checked(x, eps=eps, alpha=alpha, norm=norm, default_alpha=lambda e: e / 8, example="12/255")
     mu = V.non_negative(mu, "mu", hint="the momentum decay of Eq. 7; 0 = no momentum")
     gamma = V.non_negative(gamma, "gamma", hint="the weight of MMD in Eq. 5; 0 = no MMD term")
     variant = V.choice(variant, "variant", VARIANTS)
@@ -200,7 +199,7 @@ def tip_im(
     diversity_prob = V.probability(diversity_prob, "diversity_prob")
     seed = V.seed(seed)
     attacked = as_models(surrogate)
-    watched = as_models(monitor) if len(monitor) else []
+    watched = kit.watched_models(monitor)
     n, k = x.shape[0], targets.shape[0]
     if gain == "single":
         if target_index is not None:
@@ -211,16 +210,18 @@ def tip_im(
                 raise ValueError(f"target_index must be in [0, {k}) (one of the {k} targets); got {target_index!r}")
     elif target_index is not None:
         raise ValueError('target_index is only used with gain="single"')
-    return _tip_im_steps(x, targets, attacked, watched, eps=eps, alpha=alpha, steps=steps, mu=mu, gamma=gamma,
-                         norm=norm, gain=gain, target_index=target_index, normalize=normalize, mmd_batch=mmd_batch,
-                         bandwidths=bandwidths, diversity_prob=diversity_prob, released=released, seed=seed)
+    return _tip_im_steps(x, targets, attacked, watched, budget=budget, steps=steps, mu=mu, gamma=gamma, gain=gain,
+                         target_index=target_index, normalize=normalize, mmd_batch=mmd_batch, bandwidths=bandwidths,
+                         diversity_prob=diversity_prob, released=released, seed=seed)
 
 
-def _tip_im_steps(x, targets, attacked, watched, *, eps, alpha, steps, mu, gamma, norm, gain, target_index,
-                  normalize, mmd_batch, bandwidths, diversity_prob, released, seed) -> Iterator[Step]:
-    """The loop of :func:`tip_im`, on arguments it has checked (a generator: nothing runs before the first ``next``)."""
+def _tip_im_steps(x, targets, attacked, watched, *, budget, steps, mu, gamma, gain, target_index, normalize,
+                  mmd_batch, bandwidths, diversity_prob, released, seed) -> Iterator[Step]:
+    """Alg. 1's loss and greedy insertion on the kit's loop, on arguments :func:`tip_im` has checked
+    (a generator: nothing runs before the first ``next``)."""
     n, k = x.shape[0], targets.shape[0]
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    alpha, norm = budget.alpha, budget.norm
+    gen = kit.generator(seed)
     x = x.detach()
     dev = x.device
     arange = torch.arange(n, device=dev)
@@ -236,8 +237,7 @@ def _tip_im_steps(x, targets, attacked, watched, *, eps, alpha, steps, mu, gamma
         f_real = [F.normalize(e, dim=-1) if normalize else e for e in raw_real]
         f_tgt = [features(m, targets, normalize) for m in attacked]
         raw_tgt = [m(targets) for m in attacked]
-        w_real = [m(x) for m in watched]
-        w_tgt = [m(targets) for m in watched]
+        watch = kit.Watch(watched, [m(x) for m in watched], [m(targets) for m in watched])
 
     # MMD's real batch (self-augmented when small), fixed for the whole run
     reps = max(1, math.ceil(mmd_batch / n)) if n < mmd_batch else 1
@@ -266,22 +266,18 @@ def _tip_im_steps(x, targets, attacked, watched, *, eps, alpha, steps, mu, gamma
         s = len(attacked)
         return d_real / s, d_tgt / s, raws
 
-    def monitor_state(x_in: torch.Tensor, raws: list[torch.Tensor]):
+    def surrogate_state(raws: list[torch.Tensor]):
+        """The surrogates' similarity to the photo's own embedding and best similarity to any target."""
         sims, tsims = {}, {}
         for m, raw, er, et in zip(attacked, raws, raw_real, raw_tgt):
             sims[m.name] = m.similarity(raw, er)
             tsims[m.name] = m.similarity(raw[:, None], et[None]).amax(1)
-        for m, er, et in zip(watched, w_real, w_tgt):
-            e = m(x_in)
-            sims[m.name] = m.similarity(e, er)
-            tsims[m.name] = m.similarity(e[:, None], et[None]).amax(1)
         return sims, tsims
 
-    x_adv = x.clone()
-    g = torch.zeros_like(x)
-    for i in range(steps + 1):
-        update = i < steps
-        gains = None
+    step_rule = kit.MomentumStep(budget, mu)
+
+    def evaluate(x_adv: torch.Tensor, i: int, update: bool) -> kit.Evaluation:
+        gains, grad_j, jump = None, None, None
         if not update:
             chosen = None
             r = 1
@@ -315,23 +311,28 @@ def _tip_im_steps(x, targets, attacked, watched, *, eps, alpha, steps, mu, gamma
                         step_k = grad.flatten(0, 1) / n
                         if gamma > 0:
                             step_k = step_k + gamma * g_mmd.repeat_interleave(k, 0)
+                        g = step_rule.momentum(x)
                         g_k = accumulate_momentum(g.repeat_interleave(k, 0), step_k, mu) if mu > 0 else step_k
                     else:  # Alg. 1 line 5: a plain gradient step per candidate
                         g_k = grad.flatten(0, 1)
                     # all candidates at once; then Alg. 1 line 6 in one forward
-                    cand = clip_to_budget(x_adv.repeat_interleave(k, 0) - alpha * steepest_step(g_k, norm),
-                                          x.repeat_interleave(k, 0), eps, norm)
+                    cand = budget.project(x_adv.repeat_interleave(k, 0) - alpha * steepest_step(g_k, norm),
+                                          x.repeat_interleave(k, 0))
                     d_c_real, d_c_tgt, _ = distances(cand, None)  # (N, k), (N, k, k)
                     if released:  # plain L2 distances in the gains
                         d_c_real, d_c_tgt = d_c_real.clamp_min(0).sqrt(), d_c_tgt.clamp_min(0).sqrt()
                     gains = gain_values(d_c_real[..., None] - d_c_tgt, gain)
                     chosen = gains.argmax(1)  # Eq. 8: greedy insertion of the best candidate
                     g_iden = grad[arange, chosen]
-                    if released:
-                        g_next = g_k.view(n, k, *x.shape[1:])[arange, chosen]
-                        x_next = cand.view(n, k, *x.shape[1:])[arange, chosen]
+                    if released:  # the winning candidate, with its momentum
+                        jump = (cand.view(n, k, *x.shape[1:])[arange, chosen],
+                                g_k.view(n, k, *x.shape[1:])[arange, chosen])
                 else:
                     g_iden = grad[:, 0]
+                if jump is None:
+                    grad_j = g_iden / n  # ∇ of (1/N) Σ_i J_iden(x*_i, x_i), Eq. 6
+                    if gamma > 0:
+                        grad_j = grad_j + gamma * g_mmd
         with torch.no_grad():
             if not update or diversity_prob > 0 or released:
                 d_real0, d_tgt0, raws0 = distances(x_adv, None)
@@ -346,21 +347,13 @@ def _tip_im_steps(x, targets, attacked, watched, *, eps, alpha, steps, mu, gamma
             iden = iden_all.amin(1)
             if chosen is None:
                 chosen = iden_all.argmin(1)
-            sims, tsims = monitor_state(x_adv, raws0)
+            sims, tsims = surrogate_state(raws0)
         if not (update and gamma > 0):
             with torch.no_grad():
                 mmd_val = mmd_of(x_adv)
-        yield Step(
-            i, x_adv,
+        return kit.Evaluation(
             {"iden": iden, "mmd": mmd_val, "total": iden.mean() + gamma * mmd_val},
-            {"target": chosen, "gains": gains, "distance": dist, "norm": lp_norm(x_adv - x, norm),
-             "similarity": sims, "target_similarity": tsims},
-        )
-        if update and released and gain in ("G", "G1", "G2"):
-            g, x_adv = g_next, x_next.detach()  # the winning candidate, with its momentum
-        elif update:
-            grad_j = g_iden / n  # ∇ of (1/N) Σ_i J_iden(x*_i, x_i), Eq. 6
-            if gamma > 0:
-                grad_j = grad_j + gamma * g_mmd
-            g = accumulate_momentum(g, grad_j, mu) if mu > 0 else grad_j
-            x_adv = clip_to_budget(x_adv - alpha * steepest_step(g, norm), x, eps, norm).detach()
+            {"target": chosen, "gains": gains, "distance": dist, "similarity": sims, "target_similarity": tsims},
+            grad=grad_j, jump=jump)
+
+    return kit.iterate(x, evaluate, steps=steps, update=step_rule, watch=watch)
