@@ -154,7 +154,8 @@ def tip_im(
     ``mmd_every``: with γ = 0 the MMD is no part of the objective and only
     reported; its self-augmented batch costs about one forward+backward of
     mobileface, so by default (None) it is computed at the first and the last
-    Step only, and is NaN in between; ``mmd_every=1`` reports it every Step.
+    Step only, and absent from ``losses`` in between; ``mmd_every=1`` reports it
+    every Step.
     With γ > 0 it is computed (and reported) every Step for its gradient.
 
     ``variant``: ``"paper"`` is Alg. 1 as written (above).  ``"released_code"``
@@ -362,9 +363,10 @@ def _tip_im_steps(x, targets, attacked, watched, *, budget, steps, mu, gamma, ga
                 with torch.no_grad():
                     mmd_val = mmd_of(x_adv)
             else:
-                mmd_val = torch.full((), float("nan"), device=dev)
+                mmd_val = None  # only watched at γ = 0, and not due at this Step
+        losses = {"iden": iden} | ({} if mmd_val is None else {"mmd": mmd_val})
         return kit.Evaluation(
-            {"iden": iden, "mmd": mmd_val, "total": iden.mean() + gamma * mmd_val if gamma > 0 else iden.mean()},
+            losses | {"total": iden.mean() + gamma * mmd_val if gamma > 0 else iden.mean()},
             {"target": chosen, "gains": gains, "distance": dist, "similarity": sims, "target_similarity": tsims},
             grad=grad_j, jump=jump)
 

@@ -177,19 +177,18 @@ def test_protocol_single_baseline_aims_where_it_is_scored():
 
 
 def test_mmd_reported_at_the_ends_by_default_when_gamma_is_zero(model, astronaut_face, targets):
-    """γ = 0: MMD is only reported; by default at the first and last Step (NaN between), and the
-    images are those of a run that reports it every Step."""
+    """γ = 0: MMD is only reported; by default at the first and last Step (absent between), and
+    the images are those of a run that reports it every Step."""
     thin = list(tip_im(astronaut_face, targets, model, steps=4, gain="single", target_index=1))
     full = list(tip_im(astronaut_face, targets, model, steps=4, gain="single", target_index=1, mmd_every=1))
-    finite = [bool(torch.isfinite(s.losses["mmd"])) for s in thin]
-    assert finite == [True, False, False, False, True]
+    assert ["mmd" in s.losses for s in thin] == [True, False, False, False, True]
     assert all(bool(torch.isfinite(s.losses["mmd"])) for s in full)
     for a, b in zip(thin, full):
         assert torch.equal(a.x, b.x)
         assert torch.equal(a.losses["total"], b.losses["total"])
     assert torch.equal(thin[-1].losses["mmd"], full[-1].losses["mmd"])
     every_other = list(tip_im(astronaut_face, targets, model, steps=4, gain="single", target_index=1, mmd_every=2))
-    assert [bool(torch.isfinite(s.losses["mmd"])) for s in every_other] == [True, False, True, False, True]
+    assert ["mmd" in s.losses for s in every_other] == [True, False, True, False, True]
     with_gamma = list(tip_im(astronaut_face, targets, model, steps=2, gamma=1.0, mmd_batch=1))
     assert all(bool(torch.isfinite(s.losses["mmd"])) for s in with_gamma)
     with pytest.raises(ValueError, match="mmd_every"):
