@@ -6,7 +6,7 @@
     >>> info = methods.get("tip_im")
     >>> info.needs, info.iterations, info.budget
     (('targets',), 'steps', 'eps')
-    >>> steps = info(x, [model], targets=faces, steps=20)      # the method's Step generator
+    >>> steps = info(x, [model], targets=faces, steps=20)  # doctest: +SKIP
 
 Calling a :class:`MethodInfo` starts the method with one signature for all of them,
 ``info(x, models, **inputs_and_parameters)``: ``x`` the faces (N, 3, H, W), ``models`` the face

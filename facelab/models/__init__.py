@@ -3,8 +3,8 @@
 >>> from facelab import models
 >>> models.available()
 ['faceres', 'faceres-deep', 'mobileface', 'mobilefacenet', 'faceapi-resnet', 'facenet-casia']
->>> m = models.load("mobileface")          # x01: float RGB [0,1], (N,3,112,112)
->>> m(x01).shape                           # (N, 256)
+>>> m = models.load("mobileface")  # doctest: +SKIP
+>>> m(x01).shape  # x01: float RGB [0,1], (N,3,112,112) → (N, 256)  # doctest: +SKIP
 """
 from .online import NeedsInternetError
 from .zoo import FaceModel, available, check_images, load
