@@ -25,6 +25,8 @@ import time
 import numpy as np
 import torch
 
+from facelab.metrics.claims import discordant, paired_signs, verdict
+
 from .timing import machine_line
 
 DELTAS = (0.5, 1.0)  # (d) compares these two; δ = 1.0 is the main run
@@ -195,12 +197,10 @@ def _speed_section(pm, top) -> str:
 
 
 def _claim_a(pm, fk, black) -> str:
-    from facelab.experiments.pmask import sign_test
 
     a = np.concatenate([pm.outcomes[n] for n in black])
     b = np.concatenate([fk.outcomes[n] for n in black])
-    na, nb, p = sign_test(a, b)
-    from facelab.experiments.pmask import verdict
+    na, nb, p = discordant(a, b)
 
     return "\n".join([
         "## (a) PMask protects better than the Fawkes-style cloak on black-box models", "",
@@ -208,7 +208,7 @@ def _claim_a(pm, fk, black) -> str:
         f"({len(black)} models: {', '.join(black)}); PMask-only successes {na}, Fawkes-only {nb}, exact sign test "
         f"p = {p:.3g}. SSIM: PMask {pm.ssim.mean():.4f}, Fawkes {fk.ssim.mean():.4f} (same ω = 0.017 budget; "
         f"{'matched within 0.01' if abs(pm.ssim.mean() - fk.ssim.mean()) < 0.01 else 'not matched: compare with care'}).  ",
-        f"Verdict: {_at_matched_ssim(verdict(int(np.sign(na - nb)), p), pm.ssim.mean(), fk.ssim.mean())}.", ""])
+        f"Verdict: {_at_matched_ssim(verdict(int(np.sign(na - nb)), p=p), pm.ssim.mean(), fk.ssim.mean())}.", ""])
 
 
 def _at_matched_ssim(psr_verdict: str, ssim_pmask: float, ssim_other: float) -> str:
@@ -220,7 +220,6 @@ def _at_matched_ssim(psr_verdict: str, ssim_pmask: float, ssim_other: float) -> 
 
 
 def _claim_b(pm, fk, tp, fawkes_steps, tip_steps) -> str:
-    from facelab.experiments.pmask import paired_sign, verdict
 
     lines = ["## (b) PMask: higher SSIM, fewer iterations and seconds than Fawkes and TIP-IM (Fig. 9–10)", "",
              "| comparison | PMask | other | PMask better / worse (faces) | sign test p | verdict |", "|---|---|---|---|---|---|"]
@@ -228,10 +227,10 @@ def _claim_b(pm, fk, tp, fawkes_steps, tip_steps) -> str:
         for what, a, b, higher in (("SSIM", pm.ssim, other.ssim, True),
                                    ("iterations", pm.iterations, other.iterations, False),
                                    ("seconds/face", pm.seconds, other.seconds, False)):
-            up, down, p = paired_sign(a, b)
+            up, down, p = paired_signs(a, b)
             better, worse = (up, down) if higher else (down, up)
             capped = len(pm.converged) - sum(bool(c) for c in pm.converged)
-            word = verdict(int(np.sign(better - worse)), p)
+            word = verdict(int(np.sign(better - worse)), p=p)
             if what != "SSIM" and capped:
                 # a capped face's count and time are lower bounds of what PMask needs: they can only flatter it
                 cap = f"PMask hit its {int(max(pm.iterations))}-step cap on {capped} of {len(pm.converged)} faces"
@@ -247,12 +246,11 @@ def _claim_b(pm, fk, tp, fawkes_steps, tip_steps) -> str:
 
 
 def _claim_c(pm, med, top, median, names, ranking) -> str:
-    from facelab.experiments.pmask import sign_test, verdict
 
     common = [n for n in names if n not in top and n not in median]
     a = np.concatenate([pm.outcomes[n] for n in common]) if common else np.zeros(0, bool)
     b = np.concatenate([med.outcomes[n] for n in common]) if common else np.zeros(0, bool)
-    na, nb, p = sign_test(a, b)
+    na, nb, p = discordant(a, b)
     d_top = dict(ranking)[tuple(top)]
     d_med = dict(ranking)[tuple(median)]
     return "\n".join([
@@ -261,20 +259,19 @@ def _claim_c(pm, med, top, median, names, ranking) -> str:
         f"(d_focal {d_med:.3f}), PMask δ = 1, on the {len(common)} models in neither team ({', '.join(common)}): "
         f"PSR {_pct(a.mean()) if len(a) else '–'} vs {_pct(b.mean()) if len(b) else '–'} over {len(a)} probe × model "
         f"pairs; top-only {na}, median-only {nb}, exact sign test p = {p:.3g}.  ",
-        f"Verdict: {verdict(int(np.sign(na - nb)), p)}. One pair of teams on one small set: this says nothing about "
+        f"Verdict: {verdict(int(np.sign(na - nb)), p=p)}. One pair of teams on one small set: this says nothing about "
         "the ranking as a whole.", ""])
 
 
 def _claim_d(runs, black) -> str:
-    from facelab.experiments.pmask import paired_sign, sign_test, verdict
 
     lo, hi = runs[f"pmask δ={DELTAS[0]:g}"], runs["pmask"]
     allm = list(lo.outcomes)
     a = np.concatenate([hi.outcomes[n] for n in allm])
     b = np.concatenate([lo.outcomes[n] for n in allm])
-    na, nb, p = sign_test(a, b)
-    s_up, s_down, ps = paired_sign(lo.ssim, hi.ssim)
-    t_up, t_down, pt = paired_sign(hi.seconds, lo.seconds)
+    na, nb, p = discordant(a, b)
+    s_up, s_down, ps = paired_signs(lo.ssim, hi.ssim)
+    t_up, t_down, pt = paired_signs(hi.seconds, lo.seconds)
     lines = ["## (d) Larger δ: stronger protection, lower SSIM, more time (Fig. 12)", "",
              "| δ | PSR (all models) | black-box PSR | mean SSIM | median iterations | median s/face | converged |",
              "|---|---|---|---|---|---|---|"]
@@ -286,9 +283,9 @@ def _claim_d(runs, black) -> str:
                      f"{np.median(r.iterations):.0f} | {np.median(r.seconds):.1f} | {sum(r.converged)}/{len(r.converged)} |")
     lines += ["",
               f"δ = {DELTAS[1]:g} vs {DELTAS[0]:g}: protection {na} probe × model pairs only protected at the larger δ, "
-              f"{nb} only at the smaller (p = {p:.3g}): {verdict(int(np.sign(na - nb)), p)}; SSIM lower at the larger δ "
-              f"on {s_up} faces, higher on {s_down} (p = {ps:.3g}): {verdict(int(np.sign(s_up - s_down)), ps)}; time "
-              f"longer on {t_up} faces, shorter on {t_down} (p = {pt:.3g}): {verdict(int(np.sign(t_up - t_down)), pt)}.",
+              f"{nb} only at the smaller (p = {p:.3g}): {verdict(int(np.sign(na - nb)), p=p)}; SSIM lower at the larger δ "
+              f"on {s_up} faces, higher on {s_down} (p = {ps:.3g}): {verdict(int(np.sign(s_up - s_down)), p=ps)}; time "
+              f"longer on {t_up} faces, shorter on {t_down} (p = {pt:.3g}): {verdict(int(np.sign(t_up - t_down)), p=pt)}.",
               ""]
     return "\n".join(lines)
 

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from facelab.experiments.pmt import (acc_decisions, make_protocol, obfuscate, paired_decisions, paired_summary,
-                                     reference_embeddings, verdict)
+                                     reference_embeddings)
+from facelab.metrics.claims import verdict
 from facelab.faces import offline_set
 from facelab.methods import recface as R
 from facelab.methods.pmt import pmt
@@ -148,7 +149,7 @@ def main(args) -> None:
             dec = paired_decisions(_pool_decisions(results["default"]["decisions"], names),
                                    _pool_decisions(results[other]["decisions"], names))
             auth = paired_decisions(results["default"]["decisions"][AUTHORIZED], results[other]["decisions"][AUTHORIZED])
-            v = verdict(dec["b"] - dec["a"], dec["p"])
+            v = verdict(dec["b"] - dec["a"], p=dec["p"])
             if auth["a"] < auth["b"] and auth["p"] < 0.05:
                 v += "; but authorized acc is significantly lower too, so not at comparable authorized acc"
             rows.append((claim, f"default vs {other}", f"unauthorized acc {_fmt_dec(dec)}; authorized acc {_fmt_dec(auth)}", v))
@@ -156,7 +157,7 @@ def main(args) -> None:
     for other in ("augment=none", "augment=affine", "augment=mix"):
         dec = paired_decisions(results["default"]["noisy_decisions"][AUTHORIZED], results[other]["noisy_decisions"][AUTHORIZED])
         rows.append(("(b) augment=noise keeps authorized acc under server noise σ=0.1", f"default vs {other}",
-                     f"authorized acc {_fmt_dec(dec)}", verdict(dec["a"] - dec["b"], dec["p"])))
+                     f"authorized acc {_fmt_dec(dec)}", verdict(dec["a"] - dec["b"], p=dec["p"])))
 
     # (d) authorized high, unauthorized falls, single and MR-PMT
     for name in ("default", *MR):
@@ -169,7 +170,7 @@ def main(args) -> None:
         names = unauth_of(name)
         dec = paired_decisions(_pool_decisions(results[name]["decisions"], names), _pool_decisions(clean, names))
         rows.append(("(d) unauthorized acc falls", f"{name}: {', '.join(names)} PMT vs clean",
-                     f"acc {_fmt_dec(dec)}", verdict(dec["b"] - dec["a"], dec["p"])))
+                     f"acc {_fmt_dec(dec)}", verdict(dec["b"] - dec["a"], p=dec["p"])))
 
     # (c) Table 6: reconstructions from clean vs PMT features
     auth = by[AUTHORIZED]
@@ -213,10 +214,10 @@ def main(args) -> None:
             s = paired_summary(recon[f"{box}/clean"][metric], recon[f"{box}/pmt"][metric])
             rows.append((f"(c) {box}-box: {metric.upper()} to the original lower from PMT features",
                          "clean features vs PMT features", _fmt_sum(s, 2 if metric == "psnr" else 3),
-                         verdict(s["diff"], s["p"])))
+                         verdict(s["diff"], p=s["p"])))
         s = paired_summary(recon[f"{box}/pmt"]["cos"], recon[f"{box}/random"]["cos"])
         rows.append((f"(c) {box}-box: COS stays high (PMT above the random-noise features)",
-                     "PMT features vs random noise of PMT's amplitude", _fmt_sum(s), verdict(s["diff"], s["p"])))
+                     "PMT features vs random noise of PMT's amplitude", _fmt_sum(s), verdict(s["diff"], p=s["p"])))
 
     # (e) Table 8: attributes, PMT vs x + N(0, 0.3²)
     noisy = (x + 0.3 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
@@ -226,7 +227,7 @@ def main(args) -> None:
         lower_better = attr != "age"
         rows.append((f"(e) attribute {'CosSim lower' if lower_better else 'age difference (years) higher'} for PMT(x)",
                      f"{attr}: PMT(x) vs x + N(0, 0.3²)", _fmt_sum(s, 2 if attr == "age" else 3),
-                     verdict(-s["diff"] if lower_better else s["diff"], s["p"])))
+                     verdict(-s["diff"] if lower_better else s["diff"], p=s["p"])))
     up_pmt = utility_privacy(auth, x, xt, sigma=0.1, kappa=thresholds[AUTHORIZED], samples=2 if fast else 4)
     up_orig = utility_privacy(auth, x, x, sigma=0.1, kappa=thresholds[AUTHORIZED], samples=2 if fast else 4)
     s_up = paired_summary(up_pmt.tolist(), up_orig.tolist())

@@ -26,11 +26,11 @@ import torch
 
 from .. import steps as _steps
 from ..methods.pmt import pmt
-from ..metrics.claims import sign_test
+from ..metrics.claims import discordant, paired_bootstrap_ci, paired_signs
 from ..metrics.privacy import strict_decisions
 
-__all__ = ["Protocol", "make_protocol", "obfuscate", "reference_embeddings", "acc_decisions", "sign_test",
-           "paired_decisions", "paired_summary", "verdict", "recface_data", "architecture_figure"]
+__all__ = ["Protocol", "make_protocol", "obfuscate", "reference_embeddings", "acc_decisions",
+           "paired_decisions", "paired_summary", "recface_data"]
 
 
 @dataclass
@@ -122,31 +122,18 @@ def acc_decisions(models, x_tilde: torch.Tensor, protocol: Protocol, thresholds:
 
 def paired_decisions(a: np.ndarray, b: np.ndarray) -> dict:
     """Sign test of two settings' paired bool outcomes: rates, discordant counts, p."""
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
-    return {"a": float(a.mean()), "b": float(b.mean()), "only_a": only_a, "only_b": only_b, "n": int(a.size),
-            "p": sign_test(only_a, only_b)}
+    only_a, only_b, p = discordant(a, b)
+    return {"a": float(np.mean(a)), "b": float(np.mean(b)), "only_a": only_a, "only_b": only_b, "n": int(np.size(a)),
+            "p": p}
 
 
 def paired_summary(a: Sequence[float], b: Sequence[float], n_boot: int = 10000, seed: int = 0) -> dict:
     """Paired continuous values: means, mean difference a − b with a 95 %
     percentile bootstrap CI, and the exact sign test of the per-item differences."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    d = a - b
-    rng = np.random.default_rng(seed)
-    boots = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1) if len(d) else np.array([np.nan])
-    return {"a": float(a.mean()), "b": float(b.mean()), "diff": float(d.mean()),
-            "ci": (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))),
-            "a_higher": int((d > 0).sum()), "b_higher": int((d < 0).sum()), "n": int(len(d)),
-            "p": sign_test(int((d > 0).sum()), int((d < 0).sum()))}
-
-
-def verdict(effect: float, p: float, alpha: float = 0.05) -> str:
-    """The project's wording (:func:`facelab.metrics.claims.verdict`) for a claim
-    whose predicted direction is ``effect > 0``, decided by the exact sign test's ``p``."""
-    from ..metrics.claims import verdict as worded
-
-    return worded(effect, p=p, alpha=alpha)
+    diff, lo, hi = paired_bootstrap_ci(a, b, n_boot=n_boot, seed=seed)
+    higher, lower, p = paired_signs(a, b)
+    return {"a": float(np.mean(a)), "b": float(np.mean(b)), "diff": diff, "ci": (lo, hi), "a_higher": higher,
+            "b_higher": lower, "n": len(a), "p": p}
 
 
 # -- helpers shared by the benchmark and the notebook --------------------------------------
@@ -162,34 +149,3 @@ def recface_data(data, protocol: Protocol, per_video: int = 24) -> tuple[torch.T
     note = (f"offline set minus the {len(protocol.recon_test)} test identities ({len(protocol.recon_train)} faces) "
             f"+ {len(frames)} extra video frames")
     return faces, note
-
-
-def architecture_figure():
-    """Fig. 1 of the paper as a picture: (A) the user uploads shallow features E_c(x),
-    (B) the user uploads an image; PMT sits on the user side in both."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyBboxPatch
-
-    fig, axes = plt.subplots(2, 1, figsize=(10, 4.6))
-    rows = [
-        ("A · upload features", [("photo x", "#dde"), ("PMT → x̃", "#cfc"), ("shallow model E_c\n(user side)", "#ffd"),
-                                  ("features z̃ = E_c(x̃)", "#eee"), ("server model E_s", "#fdd"), ("identity", "#eee")],
-         "attacker sees z̃ → white-/black-box reconstruction"),
-        ("B · upload images", [("photo x", "#dde"), ("PMT → x̃", "#cfc"), ("upload x̃", "#eee"),
-                               ("full model f = E_s∘E_c\n(server)", "#fdd"), ("identity", "#eee")],
-         "attacker sees x̃ → other face models (data abuse), attribute models"),
-    ]
-    for ax, (title, boxes, threat) in zip(axes, rows):
-        ax.set_xlim(0, len(boxes) * 2)
-        ax.set_ylim(0, 2)
-        ax.axis("off")
-        ax.set_title(title, loc="left", fontsize=11)
-        for k, (label, colour) in enumerate(boxes):
-            ax.add_patch(FancyBboxPatch((k * 2 + 0.1, 0.8), 1.6, 0.9, boxstyle="round,pad=0.05", fc=colour, ec="#555"))
-            ax.text(k * 2 + 0.9, 1.25, label, ha="center", va="center", fontsize=8.5)
-            if k:
-                ax.annotate("", xy=(k * 2 + 0.08, 1.25), xytext=(k * 2 - 0.28, 1.25),
-                            arrowprops=dict(arrowstyle="->", color="#333"))
-        ax.text(0.1, 0.3, "threat: " + threat, fontsize=9, color="#a00")
-    fig.tight_layout()
-    return fig

@@ -45,6 +45,24 @@ def sign_test(wins: int, losses: int) -> float:
     return float(binomtest(wins, n, 0.5).pvalue)
 
 
+def discordant(a: Sequence[bool], b: Sequence[bool]) -> tuple[int, int, float]:
+    """Paired binary outcomes of two settings on the same units: ``(only_a, only_b, p)``, the units
+    where only A succeeded, where only B did, and the exact sign (McNemar) test's p on them."""
+    a_, b_ = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if a_.shape != b_.shape:
+        raise ValueError(f"a and b must be paired (same shape), got {a_.shape} and {b_.shape}")
+    only_a, only_b = int((a_ & ~b_).sum()), int((b_ & ~a_).sum())
+    return only_a, only_b, sign_test(only_a, only_b)
+
+
+def paired_signs(a: Sequence[float], b: Sequence[float]) -> tuple[int, int, float]:
+    """Paired numbers of two settings on the same units: ``(higher, lower, p)``, how many units have
+    a > b and a < b, and the exact sign test's p (ties dropped)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    higher, lower = int((d > 0).sum()), int((d < 0).sum())
+    return higher, lower, sign_test(higher, lower)
+
+
 def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], *, level: float = 0.95,
                         n_boot: int = 10_000, seed: int = 0,
                         clusters: Sequence[object] | None = None) -> tuple[float, float, float]:

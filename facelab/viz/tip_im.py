@@ -12,6 +12,10 @@
   has the probe's own identity (blue) or a target identity (green), the
   similarity on each match (yellow, as in the paper).
 
+For stepping through one run: :func:`timeline_figure` (gains, J_iden and MMD,
+similarities per model), :func:`tip_im_player` over a run's History, and
+:func:`gamma_slider` over finished runs at several γ.
+
 The paper's Fig. 4 has one panel per model with both curves; here the
 protected images come from one surrogate, so SSIM is the same for every model
 and gets its own panel, and all models share one Rank-N-T panel.
@@ -31,7 +35,8 @@ from matplotlib.patches import Patch
 
 from .. import validate as V
 from ..metrics.identification import similarity_matrix, top_n
-from .figures import to_numpy_image
+from .figures import amplified, to_numpy_image
+from .player import render_png, scrubber, shown_once, widgets_usable
 
 if TYPE_CHECKING:
     from ..metrics.claims import PairedComparison
@@ -299,3 +304,117 @@ def gallery_figure(model, probes: Mapping[str, torch.Tensor], gallery: torch.Ten
     fig.tight_layout(rect=(0, 0.09, 1, 1), h_pad=2.0)
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False)
     return fig
+
+
+# -- a run, stepped: timeline, player, and a slider over γ --------------------------
+
+
+def timeline_figure(hist, at: int | None = None, image_index: int = 0, target_names: Sequence[str] | None = None,
+                    thresholds: dict | None = None, fig=None):
+    """TIP-IM's run at a glance: each candidate's gain per step (the chosen target
+    ringed), J_iden and MMD over time, similarity to the true identity and to
+    the best target per model (``thresholds``: dashed lines).  ``at`` marks an iteration."""
+    fig = fig or plt.figure(figsize=(12, 5.6))
+    fig.clear()
+    ax = fig.subplots(2, 2)
+    kept = [s for s in hist.steps if s.state.get("gains") is not None]
+    its = [s.i for s in hist.steps]
+    if kept:
+        gains = torch.stack([s.state["gains"][image_index] for s in kept]).T.numpy()
+        k = gains.shape[0]
+        im = ax[0, 0].imshow(gains, aspect="auto", cmap="viridis", origin="lower",
+                             extent=(kept[0].i - 0.5, kept[-1].i + 0.5, -0.5, k - 0.5), interpolation="nearest")
+        ax[0, 0].scatter([s.i for s in kept], [int(s.state["target"][image_index]) for s in kept], s=14,
+                         facecolors="none", edgecolors="red", label="chosen")
+        ax[0, 0].set_yticks(range(k), list(target_names) if target_names else range(k), fontsize=7)
+        fig.colorbar(im, ax=ax[0, 0], label="gain")
+    else:
+        ax[0, 0].plot(its, [int(s.state["target"][image_index]) for s in hist.steps], "o-", ms=3)
+    ax[0, 0].set_title("gain of each candidate target (red: chosen)", fontsize=9)
+    for name in ("iden", "mmd"):
+        if name in hist.curves:
+            ax[0, 1].plot(hist.iterations, hist.curves[name], label=f"{name} (mean)")
+    ax[0, 1].set_title("J_iden (nearest target) and MMD", fontsize=9)
+    for key, a, title in (("similarity", ax[1, 0], "similarity to the true identity"),
+                          ("target_similarity", ax[1, 1], "best similarity to a target")):
+        for j, (n, v) in enumerate((n, v) for n, v in hist.state_curves.items() if n.startswith(key + "/")):
+            name = n.split("/", 1)[1]
+            line, = a.plot(hist.iterations, v, label=name)
+            if thresholds and name in thresholds:
+                a.axhline(thresholds[name], ls="--", lw=0.8, color=line.get_color())
+        a.set_title(title + (" (dashed: threshold)" if thresholds else ""), fontsize=9)
+    for a in (ax[0, 1], ax[1, 0], ax[1, 1]):
+        a.set_xlabel("iteration", fontsize=8)
+        a.legend(fontsize=7)
+        if at is not None:
+            a.axvline(at, color="k", lw=0.6)
+    if at is not None:
+        ax[0, 0].axvline(at, color="w", lw=0.6)
+    if hasattr(fig, "tight_layout"):  # a SubFigure inside the player lays out with its parent
+        fig.tight_layout()
+    return fig
+
+
+def tip_im_player(hist, source: torch.Tensor, target_images: torch.Tensor | None = None,
+                  target_names: Sequence[str] | None = None, thresholds: dict | None = None, image_index: int = 0,
+                  static: bool | None = None):
+    """Scrub through a TIP-IM run: the image, its perturbation, the target chosen
+    at that step, and :func:`timeline_figure`.  Static figure without widgets."""
+    def frame(k: int):
+        step = hist.steps[k]
+        fig = plt.figure(figsize=(12, 8), layout="constrained")
+        top, bottom = fig.subfigures(2, 1, height_ratios=[1, 2.2])
+        axes = top.subplots(1, 3)
+        axes[0].imshow(to_numpy_image(step.x[image_index]))
+        axes[0].set_title(f"iteration {step.i}", fontsize=9)
+        axes[1].imshow(amplified(step.x[image_index] - source[image_index].to(step.x)))
+        axes[1].set_title("mask (amplified)", fontsize=9)
+        t = int(step.state["target"][image_index])
+        if target_images is not None:
+            axes[2].imshow(to_numpy_image(target_images[t]))
+        name = target_names[t] if target_names else t
+        axes[2].set_title(f"target chosen: {name}", fontsize=9)
+        for a in axes:
+            a.set_axis_off()
+        timeline_figure(hist, at=step.i, image_index=image_index, target_names=target_names,
+                        thresholds=thresholds, fig=bottom)
+        return fig
+
+    if static or (static is None and not widgets_usable()):
+        return shown_once(frame(len(hist.steps) - 1))
+    return scrubber(len(hist.steps), frame, interval_ms=400, iterations=[s.i for s in hist.steps])
+
+
+def gamma_slider(results: dict, source: torch.Tensor, image_index: int = 0, static: bool | None = None):
+    """Effectiveness against naturalness (the paper's Fig. 3–4): ``results`` maps
+    γ → ``{"x": protected images, "PSNR": …, "SSIM": …, "similarity": {model: …},
+    "target_similarity": {model: …}}``; a slider over γ shows the image, its mask
+    and the numbers.  Static figure of every γ without widgets."""
+    gammas = sorted(results)
+
+    def frame(gs):
+        fig, axes = plt.subplots(2, len(gs), figsize=(2.6 * len(gs), 5.4), squeeze=False)
+        for j, g in enumerate(gs):
+            r = results[g]
+            x = r["x"][image_index]
+            axes[0, j].imshow(to_numpy_image(x))
+            axes[0, j].set_title(f"γ = {g:g}\nPSNR {r['PSNR']:.1f} dB  SSIM {r['SSIM']:.3f}", fontsize=8)
+            axes[1, j].imshow(amplified(x - source[image_index].to(x)))
+            lines = [f"{m}: own {float(r['similarity'][m]):+.2f} / target {float(r['target_similarity'][m]):+.2f}"
+                     for m in r["similarity"]]
+            axes[1, j].set_title("\n".join(lines), fontsize=6)
+            for a in axes[:, j]:
+                a.set_axis_off()
+        fig.tight_layout()
+        return fig
+
+    if static or (static is None and not widgets_usable()):
+        return shown_once(frame(gammas))
+    import ipywidgets as W
+
+
+    pngs = {g: render_png(frame([g])) for g in gammas}  # drawn once: moving the slider only swaps images
+    slider = W.SelectionSlider(options=gammas, value=gammas[0], description="γ", continuous_update=True)
+    image = W.Image(value=pngs[gammas[0]], format="png")
+    slider.observe(lambda change: setattr(image, "value", pngs[change["new"]]), names="value")
+    return W.VBox([slider, image])

@@ -131,3 +131,22 @@ def test_over_seeds_takes_paired_comparisons_and_one_seed():
     assert s.verdicts_summary() == "holds (significant) in 1 of 1 seed"
     with pytest.raises(ValueError, match="at least one seed"):
         over_seeds({})
+
+
+def test_discordant_counts_and_tests_the_units_where_only_one_setting_succeeded():
+    from facelab.metrics.claims import discordant
+
+    a = [True, True, True, False, False, True]
+    b = [True, False, False, False, True, False]
+    assert discordant(a, b) == (3, 1, pytest.approx(sign_test(3, 1)))
+    assert discordant([True], [True]) == (0, 0, 1.0)
+    with pytest.raises(ValueError, match="paired"):
+        discordant([True, False], [True])
+
+
+def test_paired_signs_drops_ties():
+    from facelab.metrics.claims import paired_signs
+
+    higher, lower, p = paired_signs([0.5, 0.7, 0.2, 0.4], [0.4, 0.7, 0.3, 0.1])
+    assert (higher, lower) == (2, 1)
+    assert p == pytest.approx(sign_test(2, 1))
