@@ -25,6 +25,7 @@ import time
 import numpy as np
 import torch
 
+from facelab.evaluation import embed
 from facelab.metrics.claims import discordant, paired_signs, verdict
 
 from .timing import machine_line
@@ -78,7 +79,7 @@ def main(args) -> str:
     top = min(tied, key=lambda t: sum(cost[n] for n in t))  # ties at the top: the cheapest team
     median = ranking[len(ranking) // 2][0]
     team = [by_name[n] for n in top]
-    gal_emb = {m.name: E.embed(m, crops[split.gallery]) for m in pool}
+    gal_emb = {m.name: embed(m, crops[split.gallery], batch=E.EMBED_BATCH) for m in pool}
     clean = E.identify(split, crops, pool, None, gal_emb)
 
     out = args.out

@@ -93,6 +93,7 @@ TIP_IM = ("facelab/methods/tip_im.py", "facelab/methods/kit.py", *(OPS[n] for n 
 MODEL_FORWARD = tuple(f"facelab/models/{n}.py" for n in ("zoo", "specs", "graph", "tfjs_graph", "graphdef",
                                                           "onnx_graph", "faceapi", "online"))
 CLAIMS = ("facelab/metrics/claims.py",)
+EVALUATION = tuple(f"facelab/evaluation/{n}.py" for n in ("__init__", "embeddings", "tables", "thresholds"))
 QUALITY = ("facelab/metrics/quality.py",)
 EM = tuple(f"facelab/methods/erasable_mask/{n}.py" for n in ("checkpoint", "data", "evaluate", "losses", "model",
                                                             "nets", "train"))
@@ -118,7 +119,7 @@ SUITES: dict[str, Suite] = {
     "tip_im": Suite(
         outputs=(f"{RESULTS}/tip_im.md", f"{RESULTS}/tip_im_full.md", f"{RESULTS}/tip_im.json"),
         inputs=_files(("benchmarks/tip_im.py", "facelab/experiments/tip_im.py", "facelab/metrics/identification.py"),
-                      TIMING, TIP_IM, CLAIMS, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
+                      TIMING, TIP_IM, CLAIMS, EVALUATION, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
         command="python -m benchmarks.tip_im --part claims"),
     "targeted_anonymization": Suite(
         outputs=(f"{RESULTS}/targeted_anonymization.md", f"{RESULTS}/targeted_anonymization.json"),
@@ -138,7 +139,7 @@ SUITES: dict[str, Suite] = {
         outputs=(f"{RESULTS}/pmask.md", f"{RESULTS}/pmask.json"),
         inputs=_files(("benchmarks/pmask.py", "facelab/methods/pmask.py", "facelab/methods/fawkes.py",
                        "facelab/experiments/pmask.py", "facelab/metrics/diversity.py"),
-                      TIP_IM, TIMING, CLAIMS, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
+                      TIP_IM, TIMING, CLAIMS, EVALUATION, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
         command="python -m benchmarks pmask --threads 2",
         render_inputs=("benchmarks/pmask.py", *CLAIMS)),
     "pmt": Suite(
@@ -146,7 +147,7 @@ SUITES: dict[str, Suite] = {
         inputs=_files(("benchmarks/pmt.py", "facelab/methods/pmt.py", "facelab/methods/recface.py",
                        "facelab/methods/reconstruction.py", "facelab/experiments/pmt.py", "facelab/metrics/privacy.py",
                        "facelab/models/shallow.py", "facelab/models/attributes.py", OPS["smoothing"]),
-                      TIMING, CLAIMS, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
+                      TIMING, CLAIMS, EVALUATION, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
         command="python -m benchmarks pmt --threads 2"),
     "protect": Suite(
         outputs=(f"{RESULTS}/protect.md",),

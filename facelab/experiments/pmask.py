@@ -29,10 +29,14 @@ import torch
 from torch import nn
 
 from .. import steps as _steps
+from ..evaluation import embed as _embed
 from ..methods.fawkes import fawkes, select_target
 from ..methods.pmask import pmask
 from ..methods.tip_im import tip_im
 from ..metrics.quality import psnr, ssim
+
+#: faces per forward when this protocol embeds a set (part of its results' recipe)
+EMBED_BATCH = 64
 
 
 @dataclass
@@ -82,11 +86,6 @@ def make_split(labels: Sequence[str], max_gallery: int = 2, max_probes: int = 2,
     return Split(protected, sorted(gallery), labels)
 
 
-def embed(model: nn.Module, x: torch.Tensor, batch: int = 64) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(x[i : i + batch]) for i in range(0, len(x), batch)])
-
-
 def pool_failures(models: Sequence[nn.Module], crops: torch.Tensor, labels: Sequence[str]) -> np.ndarray:
     """Boolean (n_models, n_samples): model fails to identify the photo by leave-one-out
     rank-1 over the whole set (samples: photos whose identity has another photo)."""
@@ -95,7 +94,7 @@ def pool_failures(models: Sequence[nn.Module], crops: torch.Tensor, labels: Sequ
     samples = [i for i, l in enumerate(labels) if counts[l] >= 2]
     out = np.zeros((len(models), len(samples)), dtype=bool)
     for r, m in enumerate(models):
-        e = embed(m, crops)
+        e = _embed(m, crops, batch=EMBED_BATCH)
         s = m.similarity(e[samples][:, None], e[None])
         s[torch.arange(len(samples)), torch.as_tensor(samples)] = -float("inf")
         out[r] = labels[s.argmax(1).numpy()] != labels[samples]
@@ -119,7 +118,7 @@ def validation_failures(pool: Sequence[nn.Module], crops: torch.Tensor, labels: 
     b = torch.tensor([p[1] for p in pairs])
     out = []
     for m in pool:
-        e = embed(m, crops)
+        e = _embed(m, crops, batch=EMBED_BATCH)
         out.append((m.similarity(e[a], e[b]) < m.threshold(far)).numpy())
     return np.array(out), len(pairs)
 
@@ -157,9 +156,9 @@ def identify(split: Split, crops: torch.Tensor, models: Sequence[nn.Module], mas
     face_pos = {f: k for k, f in enumerate(split.faces)}
     out = {}
     for m in models:
-        base = gallery_emb[m.name] if gallery_emb else embed(m, crops[gal])
-        pe = embed(m, crops[split.probes])
-        masked_e = embed(m, masked) if masked is not None else None
+        base = gallery_emb[m.name] if gallery_emb else _embed(m, crops[gal], batch=EMBED_BATCH)
+        pe = _embed(m, crops[split.probes], batch=EMBED_BATCH)
+        masked_e = _embed(m, masked, batch=EMBED_BATCH) if masked is not None else None
         res, k = [], 0
         for name, (gfaces, probes) in split.protected.items():
             g = base.clone()

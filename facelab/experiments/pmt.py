@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .. import steps as _steps
+from ..evaluation import embed
 from ..methods.pmt import pmt
 from ..metrics.claims import discordant, paired_bootstrap_ci, paired_signs
 from ..metrics.privacy import strict_decisions
@@ -93,11 +94,7 @@ def obfuscate(x: torch.Tensor, authorized, **kw) -> torch.Tensor:
 
 def reference_embeddings(models, crops: torch.Tensor, batch: int = 32) -> dict[str, torch.Tensor]:
     """Every crop's embedding per model, computed once: {model: (N, d)}."""
-    out = {}
-    with torch.no_grad():
-        for m in models:
-            out[m.name] = torch.cat([m(crops[i:i + batch]) for i in range(0, len(crops), batch)])
-    return out
+    return {m.name: embed(m, crops, batch) for m in models}
 
 
 def acc_decisions(models, x_tilde: torch.Tensor, protocol: Protocol, thresholds: dict[str, float],

@@ -24,61 +24,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from .. import steps as _steps
+from ..evaluation import Table
 from ..methods.tip_im import tip_im
 from ..metrics.claims import chance_top_n
 from ..metrics.identification import identification_rates, rank_n_targeted, similarity_matrix
 from ..metrics.quality import mmd as mmd_metric
 from ..metrics.quality import psnr, ssim
-
-
-# -- a small table ----------------------------------------------------------
-
-
-class Table(list):
-    """Rows as dicts (a list subclass), with a few conveniences for notebooks and reports."""
-
-    @property
-    def columns(self) -> list[str]:
-        cols: dict[str, None] = {}
-        for r in self:
-            cols.update(dict.fromkeys(r))
-        return list(cols)
-
-    def where(self, **match) -> "Table":
-        """Rows whose values equal every ``key=value`` given (a callable value is a predicate)."""
-        ok = lambda r: all(v(r.get(k)) if callable(v) else r.get(k) == v for k, v in match.items())  # noqa: E731
-        return Table(r for r in self if ok(r))
-
-    def column(self, name: str) -> list:
-        return [r.get(name) for r in self]
-
-    def one(self, **match) -> dict:
-        rows = self.where(**match)
-        if len(rows) != 1:
-            raise KeyError(f"{len(rows)} rows match {match}")
-        return rows[0]
-
-    def to_markdown(self, columns: Sequence[str] | None = None, digits: int = 3) -> str:
-        cols = list(columns or self.columns)
-
-        def fmt(v: Any) -> str:
-            if isinstance(v, float):
-                return "—" if np.isnan(v) else f"{v:.{digits}g}" if abs(v) >= 1000 else f"{v:.{digits}f}"
-            return "" if v is None else str(v)
-
-        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in self]
-        return "\n".join(lines)
-
-    def _repr_markdown_(self) -> str:
-        return self.to_markdown()
 
 
 # -- the protocol -------------------------------------------------------------
@@ -331,32 +289,4 @@ def summarize(rows: Table, ns: Sequence[int] = (1, 5)) -> Table:
         row.update({k: sel[0][k] for k in (*(f"chance R{n}-T" for n in ns), "PSNR", "SSIM", "MMD", "seconds")
                     if k in sel[0]})
         out.append(row)
-    return out
-
-
-def model_thresholds(models: Sequence[nn.Module], face_set=None, far: float = 0.01) -> dict[str, float]:
-    """Each model's verification threshold at ``far``: the calibrated one
-    (``facelab calibrate``) when it exists, else calibrated here on every
-    impostor pair of ``face_set`` (default: the offline set) — coarse on a
-    small set (FAR resolution 1/#pairs), which is why the calibrated one is preferred."""
-    from ..metrics.verification import threshold_at_far
-
-    out = {}
-    for m in models:
-        try:
-            out[m.name] = float(m.threshold(far))
-            continue
-        except Exception:  # not calibrated in this cache
-            pass
-        if face_set is None:
-            from ..faces import offline_set
-
-            face_set = offline_set(log=lambda *a: None)
-        with torch.no_grad():
-            e = torch.cat([m(face_set.crops[i : i + 64]) for i in range(0, len(face_set), 64)])
-            s = m.similarity(e[:, None], e[None])
-        ids = torch.as_tensor(face_set.ids)
-        i, j = torch.triu_indices(len(ids), len(ids), 1)
-        imp = s[i, j][ids[i] != ids[j]]
-        out[m.name] = threshold_at_far(imp, far)
     return out
