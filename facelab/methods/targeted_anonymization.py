@@ -77,10 +77,11 @@ import torch
 from torch import nn
 
 from .. import validate as V
-from ..ops import accumulate_momentum, as_models, clip_to_budget, input_diversity, lp_norm
+from ..ops import as_models, input_diversity
 from ..steps import Step
+from . import kit
+from .kit import Models
 
-Models = nn.Module | Sequence[nn.Module]
 UserImages = torch.Tensor | Sequence[torch.Tensor]
 
 
@@ -121,48 +122,41 @@ def _averages(model: nn.Module, x: torch.Tensor, users: list[torch.Tensor]) -> t
 
 def _walk(
     x: torch.Tensor, victims: list[nn.Module], authorized: nn.Module, ref_v: list[torch.Tensor], ref_a: torch.Tensor,
-    *, th_new: torch.Tensor | None, c: float, th_old: float | None, threshold_from: str, d: float, eps: float, n: int,
-    mu: float, alpha: float, p: float, resize_rate: float, watched: list[nn.Module], watch_refs: list[torch.Tensor],
-    seed: int,
+    *, th_new: torch.Tensor | None, c: float, th_old: float | None, threshold_from: str, d: float, budget: kit.Budget,
+    n: int, mu: float, p: float, resize_rate: float, watch: kit.Watch, seed: int,
 ) -> Iterator[Step]:
-    """The shared loop of Algorithm 1 (``th_new`` given: boundary walking) and
-    of the baseline (``th_new`` None: bd ≡ 1, a fixed weight d)."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    x0 = x.detach()
-    x_adv = x0.clone()
-    g = torch.zeros_like(x0)
+    """The loss of Algorithm 1 (``th_new`` given: boundary walking) and of the baseline (``th_new``
+    None: bd ≡ 1, a fixed weight d), on the kit's MI-FGSM loop."""
+    gen = kit.generator(seed)
     walking = th_new is not None or threshold_from == "current"
-    for i in range(n + 1):
-        need_grad = i < n
-        x_adv.requires_grad_(need_grad)
-        with torch.set_grad_enabled(need_grad):
-            sim_a = authorized.similarity(authorized(x_adv), ref_a)
+
+    def evaluate(x_adv: torch.Tensor, i: int, update: bool) -> kit.Evaluation:
+        xg = x_adv.detach().requires_grad_(update)
+        with torch.set_grad_enabled(update):
+            sim_a = authorized.similarity(authorized(xg), ref_a)
             if walking:
                 th = th_new if threshold_from == "clean" else c * sim_a.detach() + (1 - c) * th_old
-                bd = (sim_a.detach() < th).to(x0.dtype)  # Eq. (5)
+                bd = (sim_a.detach() < th).to(x.dtype)  # Eq. (5)
             else:
                 th, bd = None, torch.ones_like(sim_a.detach())
-            xd = input_diversity(x_adv, p, resize_rate, gen) if need_grad and p > 0 else x_adv
+            xd = input_diversity(xg, p, resize_rate, gen) if update and p > 0 else xg
             sims_d = {m.name: m.similarity(m(xd), r) for m, r in zip(victims, ref_v)}
             j_v = torch.stack(list(sims_d.values())).mean(0)
             loss = j_v - bd * d * sim_a if bool(bd.any()) else j_v  # Eq. (6) / Eq. (2)
-            grad = torch.autograd.grad(loss.sum(), x_adv)[0] if need_grad else None
-        x_adv = x_adv.detach()
+            grad = torch.autograd.grad(loss.sum(), xg)[0] if update else None
         with torch.no_grad():
-            if xd is x_adv or not need_grad:
+            if xd is xg:
                 sims = {k: v.detach() for k, v in sims_d.items()}
             else:  # what the victims see without the random transform
                 sims = {m.name: m.similarity(m(x_adv), r) for m, r in zip(victims, ref_v)}
             sims[authorized.name] = sim_a.detach()
-            sims |= {m.name: m.similarity(m(x_adv), r) for m, r in zip(watched, watch_refs)}
-        state = {"bd": bd, "sim_authorized": sim_a.detach(), "d": d, "norm": lp_norm(x_adv - x0, "linf"),
-                 "similarity": sims}
+        state = {"bd": bd, "sim_authorized": sim_a.detach(), "d": d, "similarity": sims}
         if walking:
             state |= {"th_new": th if th.ndim else th.expand_as(sim_a), "th_old": th_old, "c": c}
-        yield Step(i, x_adv, {"loss": loss.detach(), "victim": j_v.detach(), "authorized": sim_a.detach()}, state)
-        if grad is not None:
-            g = accumulate_momentum(g, grad, mu)
-            x_adv = clip_to_budget(x_adv - alpha * g.sign(), x0, eps, "linf")
+        return kit.Evaluation({"loss": loss.detach(), "victim": j_v.detach(), "authorized": sim_a.detach()}, state,
+                              grad=grad)
+
+    return kit.iterate(x, evaluate, steps=n, update=kit.MomentumStep(budget, mu), watch=watch)
 
 
 def _resolve_th_old(authorized: nn.Module, th_old: float | None, far: float) -> float:
@@ -174,8 +168,8 @@ def _resolve_th_old(authorized: nn.Module, th_old: float | None, far: float) -> 
 def _check(x: torch.Tensor, kw: dict) -> dict:
     """The checked arguments shared by both methods (``kw`` holds them by name)."""
     out = {"x": V.images(x, "x"), "n": V.integer(kw["n"], "n", hint="the number of iterations")}
-    out["eps"] = V.budget(kw["eps"], "linf")
-    out["alpha"] = out["eps"] / out["n"] if kw["alpha"] is None else V.step_size(kw["alpha"], "linf")
+    out["budget"] = kit.Budget.checked(out["x"], eps=kw["eps"], alpha=kw["alpha"], norm="linf",
+                                       default_alpha=lambda eps: eps / out["n"])
     out["d"] = V.non_negative(kw["d"], "d", hint="the weight of the authorized model's term")
     out["mu"] = V.non_negative(kw["mu"], "mu", hint="the momentum decay of MI-FGSM, 0.6 in the paper")
     out["p"] = V.probability(kw["p"], "p", hint="the input-diversity probability")
@@ -231,8 +225,8 @@ def targeted_anonymization(
     ``"similarity"`` {model: per-image similarity to that model's f̄}.
     """
     a = _check(x, dict(n=n, eps=eps, alpha=alpha, d=d, mu=mu, p=p, resize_rate=resize_rate, seed=seed))
-    x, n, eps, alpha, d, mu, p, resize_rate, seed = (a[k] for k in ("x", "n", "eps", "alpha", "d", "mu", "p",
-                                                                  "resize_rate", "seed"))
+    x, n, budget, d, mu, p, resize_rate, seed = (a[k] for k in ("x", "n", "budget", "d", "mu", "p", "resize_rate",
+                                                                "seed"))
     c = V.probability(c, "c", hint="Eq. 4: 0 = th_old, 1 = the clean photo's similarity")
     threshold_from = V.choice(threshold_from, "threshold_from", ("clean", "current"))
     far = V.number(far, "far", low=0.0, high=1.0, low_open=True, high_open=True, hint="a false-accept rate, e.g. 1e-3")
@@ -240,20 +234,19 @@ def targeted_anonymization(
         th_old = V.number(th_old, "th_old", hint="a similarity threshold of the authorized model")
     victims = as_models(victim)
     (auth,) = as_models(authorized)
-    watched = as_models(monitor) if len(monitor) else []
+    watched = kit.watched_models(monitor)
     users = _per_image_users(x, user_images)
     th_old = _resolve_th_old(auth, th_old, far)
     x = x.detach()
     ref_v = [_averages(m, x, users) for m in victims]
     ref_a = _averages(auth, x, users)
-    watch_refs = [_averages(m, x, users) for m in watched]
+    watch = kit.Watch(watched, [_averages(m, x, users) for m in watched])
     th_new = None
     if threshold_from == "clean":
         with torch.no_grad():
             th_new = c * auth.similarity(auth(x), ref_a) + (1 - c) * th_old  # Eq. (4), consistent reading
     return _walk(x, victims, auth, ref_v, ref_a, th_new=th_new, c=c, th_old=th_old, threshold_from=threshold_from,
-                 d=d, eps=eps, n=n, mu=mu, alpha=alpha, p=p, resize_rate=resize_rate,
-                 watched=watched, watch_refs=watch_refs, seed=seed)
+                 d=d, budget=budget, n=n, mu=mu, p=p, resize_rate=resize_rate, watch=watch, seed=seed)
 
 
 def targeted_anonymization_baseline(
@@ -288,11 +281,11 @@ def targeted_anonymization_baseline(
     ``"norm"``, ``"similarity"``.
     """
     a = _check(x, dict(n=n, eps=eps, alpha=alpha, d=d, mu=mu, p=p, resize_rate=resize_rate, seed=seed))
-    x, n, eps, alpha, d, mu, p, resize_rate, seed = (a[k] for k in ("x", "n", "eps", "alpha", "d", "mu", "p",
-                                                                  "resize_rate", "seed"))
+    x, n, budget, d, mu, p, resize_rate, seed = (a[k] for k in ("x", "n", "budget", "d", "mu", "p", "resize_rate",
+                                                                "seed"))
     victims = as_models(victim)
     (auth,) = as_models(authorized)
-    watched = as_models(monitor) if len(monitor) else []
+    watched = kit.watched_models(monitor)
     users = _per_image_users(x, user_images) if user_images is not None else None
     x = x.detach()
     with torch.no_grad():
@@ -303,8 +296,8 @@ def targeted_anonymization_baseline(
         else:
             watch_refs = [m(x) for m in watched]
     return _walk(x, victims, auth, ref_v, ref_a, th_new=None, c=0.0, th_old=None, threshold_from="clean", d=d,
-                 eps=eps, n=n, mu=mu, alpha=alpha, p=p, resize_rate=resize_rate,
-                 watched=watched, watch_refs=watch_refs, seed=seed)
+                 budget=budget, n=n, mu=mu, p=p, resize_rate=resize_rate, watch=kit.Watch(watched, watch_refs),
+                 seed=seed)
 
 
 __all__ = ["targeted_anonymization", "targeted_anonymization_baseline", "average_features"]
