@@ -47,7 +47,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .models.calibration import calibrate_command
+    from .calibrate_cli import calibrate_command
 
     return calibrate_command(args)
 

@@ -15,7 +15,7 @@ import facelab  # noqa: E402
 from facelab.experiments import targeted_anonymization as E  # noqa: E402
 from facelab.methods.targeted_anonymization import targeted_anonymization, targeted_anonymization_baseline  # noqa: E402
 from facelab.metrics.verification import threshold_at_far  # noqa: E402
-from facelab.models.calibration import pair_indices  # noqa: E402
+from facelab.evaluation.calibration import pair_indices  # noqa: E402
 from facelab.viz import targeted_anonymization as TV  # noqa: E402
 
 pytestmark = [pytest.mark.weights, pytest.mark.faces]

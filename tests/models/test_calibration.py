@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from facelab.models.calibration import calibrate_model, pair_indices, pair_similarities, threshold
+from facelab.evaluation.calibration import calibrate_model, pair_indices, pair_similarities
+from facelab.models.calibration import threshold
 
 
 def test_pair_indices_match_brute_force():

@@ -98,8 +98,3 @@ class ErasableMask(nn.Module):
         """The restorer R(x_p): what a trusted authority recovers from a
         protected face (also after JPEG, noise or resizing)."""
         return self.R(self.check_faces(x_protected, "x_protected"))
-
-    def save(self, name: str = "erasable_mask", path=None):
-        from .checkpoint import save
-
-        return save(self, name=name, path=path)

@@ -38,6 +38,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ...steps import Step
+from . import checkpoint
 from . import losses as L
 from .data import Batches, FaceData
 from .model import ErasableMask
@@ -368,7 +369,7 @@ def train_and_save(scale: str = "teaching", name: str = "erasable_mask", seed: i
         "threads": torch.get_num_threads(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if save:
-        path = model.save(name)
+        path = checkpoint.save(model, name=name)
         log(f"saved {path} after {seconds:.0f} s")
     return model, {"history": hist, "seconds": seconds}
 
