@@ -124,11 +124,11 @@ SUITES: dict[str, Suite] = {
     "targeted_anonymization": Suite(
         outputs=(f"{RESULTS}/targeted_anonymization.md", f"{RESULTS}/targeted_anonymization.json"),
         inputs=_files(("benchmarks/targeted_anonymization.py", "facelab/methods/targeted_anonymization.py",
-                       "facelab/experiments/targeted_anonymization.py",
+                       "facelab/methods/kit.py", "facelab/experiments/targeted_anonymization.py",
                        "facelab/experiments/targeted_anonymization_claims.py", "facelab/models/calibration.py",
-                       "facelab/metrics/verification.py"),
+                       "facelab/evaluation/calibration.py", "facelab/metrics/verification.py"),
                       (OPS[n] for n in ("budget", "diversity", "identity", "momentum")),
-                      TIMING, CLAIMS, FACES, WEIGHTS, THRESHOLDS, LOCK),
+                      TIMING, CLAIMS, EVALUATION, FACES, WEIGHTS, THRESHOLDS, LOCK),
         command="python -m benchmarks targeted_anonymization"),
     "erasable_mask": Suite(
         outputs=(f"{RESULTS}/erasable_mask.md", f"{RESULTS}/erasable_mask.json"),

@@ -14,7 +14,7 @@ photo as the gallery sample we measure
 Thresholds: the benchmark calibrates th_old (and every target's threshold)
 on identities **disjoint** from the evaluated trials
 (:func:`disjoint_thresholds`), so no evaluated photo helped set the bar it is
-judged by; :func:`model_thresholds` (the stored calibration) is for quick
+judged by; :func:`facelab.evaluation.resolve_thresholds` (the stored calibration) is for quick
 looks.  :class:`Protocol` runs one setting over every trial (one attack run
 per trial and setting, scored once); :func:`evaluate_authorized` runs the
 whole Fig. 1 / Table 1 sweep for one authorized model and
@@ -29,8 +29,8 @@ frames (different frames as protected photo, random average/validation
 picks): results are correlated and the set is small — every table says so.
 
 Helpers here are used by ``benchmarks/targeted_anonymization.py`` and by
-``notebooks/01_targeted_anonymization.ipynb`` (including
-:func:`timeline_figure`, the paper-specific plot of a run).
+``notebooks/01_targeted_anonymization.ipynb``; the pictures of a run are in
+:mod:`facelab.viz.targeted_anonymization`.
 """
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ from torch import nn
 
 from .. import steps as _steps
 from ..methods.targeted_anonymization import targeted_anonymization, targeted_anonymization_baseline
-from ..models.calibration import NotCalibratedError, calibrate_model, pair_indices, pair_similarities, table
+from ..evaluation import EmbeddingCache
+from ..evaluation.calibration import pair_indices, pair_similarities
+from ..metrics.claims import discordant
 from ..models.zoo import model_device
 
 
@@ -78,32 +80,7 @@ def make_trials(labels: Sequence[str], n_average: int = 4, per_identity: int = 8
     return trials
 
 
-def model_thresholds(models: Sequence[nn.Module], far: float, crops: torch.Tensor | None = None,
-                     labels: Sequence[str] | None = None) -> dict[str, dict]:
-    """Per model: ``{"th", "far", "source", "impostor_pairs"}``.
-
-    Uses the calibrated threshold (``facelab calibrate``) when there is one;
-    otherwise calibrates on the given labelled crops (all pairs) and says so.
-    """
-    out = {}
-    for m in models:
-        try:
-            th = m.threshold(far)
-            entry = table()["models"].get(m.name, {})
-            data = entry.get("data", {})
-            out[m.name] = {"th": th, "far": far, "source": f"calibrated ({data.get('set', '?')} set)",
-                           "impostor_pairs": data.get("impostor_pairs")}
-        except NotCalibratedError:
-            if crops is None:
-                raise
-            cal = calibrate_model(m, crops, labels, fars=(far,))
-            out[m.name] = {"th": cal["thresholds"][f"{far:g}"], "far": far,
-                           "source": "calibrated here on the evaluation set (no stored calibration)",
-                           "impostor_pairs": int(len(pair_indices(labels)[1]))}
-    return out
-
-
-def disjoint_thresholds(models: Sequence[nn.Module], emb: "Embeddings", labels: Sequence[str], exclude: Iterable[str],
+def disjoint_thresholds(models: Sequence[nn.Module], emb: "EmbeddingCache", labels: Sequence[str], exclude: Iterable[str],
                         far: float) -> dict[str, dict]:
     """Per model, the threshold at ``far`` from the impostor pairs among the
     photos of identities **not** in ``exclude`` (the evaluated trials'
@@ -157,23 +134,7 @@ def protect(trials: Sequence[Trial], crops: torch.Tensor, *, victim, authorized,
     return torch.cat(out)
 
 
-class Embeddings:
-    """Embeddings of the face set per model, computed once."""
-
-    def __init__(self, crops: torch.Tensor):
-        self.crops = crops
-        self._cache: dict[str, torch.Tensor] = {}
-
-    def __call__(self, model: nn.Module) -> torch.Tensor:
-        if model.name not in self._cache:
-            with torch.no_grad():
-                dev = model_device(model)
-                self._cache[model.name] = torch.cat([model(self.crops[k : k + 32].to(dev))
-                                                     for k in range(0, len(self.crops), 32)])
-        return self._cache[model.name]
-
-
-def evaluate(images: torch.Tensor, trials: Sequence[Trial], labels: Sequence[str], emb: Embeddings, *,
+def evaluate(images: torch.Tensor, trials: Sequence[Trial], labels: Sequence[str], emb: EmbeddingCache, *,
              authorized: nn.Module, targets: Sequence[nn.Module], thresholds: Mapping[str, dict]) -> dict:
     """TAR and FAR of the authorized model and each target's recognition
     rate, with ``images`` (one per trial) as the gallery samples.
@@ -219,15 +180,10 @@ def paired_sign_test(a: dict, b: dict) -> dict:
     ``a`` but not ``b``, ``only_b`` the reverse, ``n`` all decisions, ``p``.
 
     Trials of one video subject are correlated, so ``p`` is optimistic."""
-    from ..metrics.claims import sign_test
-
-    only_a = only_b = n = 0
-    for name, acc_a in a["target_accepts"].items():
-        for x, y in zip(acc_a, b["target_accepts"][name]):
-            only_a += x and not y
-            only_b += y and not x
-            n += 1
-    return {"only_a": only_a, "only_b": only_b, "n": n, "p": sign_test(only_a, only_b)}
+    flat_a = [x for name, acc in a["target_accepts"].items() for x in acc]
+    flat_b = [y for name in a["target_accepts"] for y in b["target_accepts"][name]]
+    only_a, only_b, p = discordant(flat_a, flat_b)
+    return {"only_a": only_a, "only_b": only_b, "n": len(flat_a), "p": p}
 
 
 SCHEMA = "facelab.targeted_anonymization/2"
@@ -249,7 +205,7 @@ class Protocol:
     trials: Sequence[Trial]
     crops: torch.Tensor
     labels: Sequence[str]
-    emb: Embeddings
+    emb: EmbeddingCache
     victim: object
     authorized: nn.Module
     targets: Sequence[nn.Module]
@@ -356,7 +312,7 @@ def run_protocol(faces, models: Mapping[str, nn.Module], *, victims: Sequence[st
     trials = make_trials(labels, per_identity=per_identity, seed=seed)
     if not trials:
         raise ValueError("run_protocol: no identity has the 3 photos a trial needs (protected, average, validation)")
-    emb = Embeddings(crops)
+    emb = EmbeddingCache(crops)
     ths = disjoint_thresholds(list(models.values()), emb, labels, {t.identity for t in trials}, far)
     victim = [models[v] for v in victims]
     out = {"schema": SCHEMA, "data": faces.summary(), "victims": list(victims), "far": far, "thresholds": ths,
@@ -405,85 +361,6 @@ def benchmark_results() -> dict | None:
     return load_results(Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "targeted_anonymization.json")
 
 
-def timeline_figure(hist, thresholds: Mapping[str, float] | None = None, at: int | None = None,
-                    title: str = "boundary walking", fig=None):
-    """Three panels of a run's history: bd over time; the authorized
-    similarity J(f_A(x+δ), f̄_A) against th_new (and th_old); every model's
-    similarity to the user's average feature, thresholds dashed."""
-    import matplotlib.pyplot as plt
-
-    it = hist.iterations
-    sc = hist.state_curves
-    fig = fig or plt.figure(figsize=(12, 2.9))
-    fig.clear()
-    ax = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1.4, 1.6]})
-    ax[0].step(it, sc["bd"], where="post", color="tab:red")
-    ax[0].set_ylim(-0.1, 1.1)
-    ax[0].set_yticks([0, 1])
-    ax[0].set_title("bd (1 = pull back to the authorized side)", fontsize=9)
-    ax[1].plot(it, sc["sim_authorized"], label="J(f_A(x+δ), f̄_A)", color="tab:blue")
-    if "th_new" in sc:
-        ax[1].plot(it, sc["th_new"], "--", label="th_new", color="tab:orange")
-    if "th_old" in sc:
-        ax[1].plot(it, sc["th_old"], ":", label="th_old", color="grey")
-    ax[1].set_title("authorized similarity vs boundary", fontsize=9)
-    ax[1].legend(fontsize=7)
-    colours = {}
-    for k, v in sc.items():
-        if k.startswith("similarity/"):
-            (line,) = ax[2].plot(it, v, label=k.split("/", 1)[1], lw=1.3)
-            colours[k.split("/", 1)[1]] = line.get_color()
-    for name, th in (thresholds or {}).items():
-        if name in colours:
-            ax[2].axhline(th, ls="--", lw=0.9, color=colours[name], alpha=0.8)
-    ax[2].set_title("each model: similarity to the user's f̄ (dashed: threshold)", fontsize=9)
-    ax[2].legend(fontsize=7, loc="best")
-    for a in ax:
-        a.set_xlabel("iteration", fontsize=8)
-        a.tick_params(labelsize=7)
-        if at is not None:
-            a.axvline(at, color="k", lw=0.8, alpha=0.4)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-__all__ = ["Trial", "make_trials", "model_thresholds", "disjoint_thresholds", "protect", "Embeddings",
+__all__ = ["Trial", "make_trials", "disjoint_thresholds", "protect",
            "evaluate", "paired_sign_test", "SCHEMA", "C_GRID", "D_GRID", "Protocol", "evaluate_authorized",
-           "run_protocol", "load_results", "benchmark_results", "timeline_figure"]
-
-
-def timeline_player(hist, source=None, thresholds: Mapping[str, float] | None = None, image_index: int = 0,
-                    static: bool | None = None):
-    """The player for boundary walking: a slider (and ▶) over the kept steps
-    showing the image, its perturbation and :func:`timeline_figure` with the
-    current iteration marked.  Falls back to a static figure without a
-    widget-capable kernel (or with ``static=True``)."""
-
-    from ..viz.figures import amplified, to_numpy_image
-    from ..viz.player import scrubber, widgets_usable
-
-    source = hist.steps[0].x if source is None else source
-
-    def frame(k: int):
-        step = hist.steps[k]
-        fig = timeline_figure(hist, thresholds, at=step.i, title=f"iteration {step.i}")
-        fig.set_size_inches(14, 2.9)
-        axes = fig.axes
-        for a in axes:
-            pos = a.get_position()
-            a.set_position([0.28 + 0.72 * pos.x0, pos.y0, 0.72 * pos.width, pos.height])
-        for j, (img, ttl) in enumerate([(to_numpy_image(step.x[image_index]), f"x at step {step.i}"),
-                                        (amplified(step.x[image_index] - source[image_index].to(step.x)), "δ (amplified)")]):
-            a = fig.add_axes([0.01 + 0.13 * j, 0.12, 0.12, 0.72])
-            a.imshow(img)
-            a.set_axis_off()
-            a.set_title(ttl, fontsize=8)
-        return fig
-
-    if static or (static is None and not widgets_usable()):
-        return frame(len(hist.steps) - 1)
-    return scrubber(len(hist.steps), frame, interval_ms=400, iterations=[s.i for s in hist.steps])
-
-
-__all__ += ["timeline_player"]
+           "run_protocol", "load_results", "benchmark_results"]

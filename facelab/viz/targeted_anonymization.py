@@ -4,21 +4,25 @@ view, and the two-dimensional walk of a run.
 :func:`fig1_curves` and :func:`table1_figure` draw the results dict of
 :func:`facelab.experiments.targeted_anonymization.run_protocol` (what
 ``python -m benchmarks targeted_anonymization`` writes as JSON);
-:func:`walk_figure` draws histories of runs (:func:`facelab.history`).
+:func:`walk_figure` draws histories of runs (:func:`facelab.history`);
+:func:`timeline_figure` and :func:`timeline_player` step through one run (bd,
+the authorized similarity against th_new and th_old, every model's similarity).
 """
 from __future__ import annotations
 
 from typing import Mapping
 
+import matplotlib.pyplot as plt
 import numpy as np
+
+from .figures import amplified, to_numpy_image
+from .player import scrubber, widgets_usable
 
 
 def fig1_curves(results: Mapping, fig=None):
     """Fig. 1: (a) the authorized model's TAR and (b) its FAR against c, one
     colour per authorized model; (ori) — Formula 2's reference with th_old —
     dashed and the clean photos dotted in the same colour; nominal FAR grey."""
-    import matplotlib.pyplot as plt
-
     secs = results["authorized"]
     fig = fig or plt.figure(figsize=(11, 3.6))
     fig.clear()
@@ -54,8 +58,6 @@ def table1_figure(results: Mapping, fig=None):
     each cell "ours / baseline" recognition at the highest TAR level both
     methods reach (from the results' ``claims.table1``); colour = baseline −
     ours (green: ours anonymises more).  '·' marks the authorized model."""
-    import matplotlib.pyplot as plt
-
     secs = results["authorized"]
     rows = list(secs)
     cols = list(dict.fromkeys(t for s in secs.values() for t in s["targets"]))
@@ -99,8 +101,6 @@ def walk_figure(runs: Mapping[str, object], victim: str, authorized: str, th_old
     true for :func:`targeted_anonymization`; for the baseline pass
     ``user_images=`` and ``monitor=[victim, authorized]``.  State curves are
     batch means: run one photo (or read the batch mean)."""
-    import matplotlib.pyplot as plt
-
     fig = fig or plt.figure(figsize=(6.4, 4.6))
     fig.clear()
     ax = fig.subplots()
@@ -134,3 +134,77 @@ def walk_figure(runs: Mapping[str, object], victim: str, authorized: str, th_old
 
 
 __all__ = ["fig1_curves", "table1_figure", "walk_figure"]
+
+
+# -- a run, stepped ----------------------------------------------------------------------
+
+
+def timeline_figure(hist, thresholds: Mapping[str, float] | None = None, at: int | None = None,
+                    title: str = "boundary walking", fig=None):
+    """Three panels of a run's history: bd over time; the authorized
+    similarity J(f_A(x+δ), f̄_A) against th_new (and th_old); every model's
+    similarity to the user's average feature, thresholds dashed."""
+    it = hist.iterations
+    sc = hist.state_curves
+    fig = fig or plt.figure(figsize=(12, 2.9))
+    fig.clear()
+    ax = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1.4, 1.6]})
+    ax[0].step(it, sc["bd"], where="post", color="tab:red")
+    ax[0].set_ylim(-0.1, 1.1)
+    ax[0].set_yticks([0, 1])
+    ax[0].set_title("bd (1 = pull back to the authorized side)", fontsize=9)
+    ax[1].plot(it, sc["sim_authorized"], label="J(f_A(x+δ), f̄_A)", color="tab:blue")
+    if "th_new" in sc:
+        ax[1].plot(it, sc["th_new"], "--", label="th_new", color="tab:orange")
+    if "th_old" in sc:
+        ax[1].plot(it, sc["th_old"], ":", label="th_old", color="grey")
+    ax[1].set_title("authorized similarity vs boundary", fontsize=9)
+    ax[1].legend(fontsize=7)
+    colours = {}
+    for k, v in sc.items():
+        if k.startswith("similarity/"):
+            (line,) = ax[2].plot(it, v, label=k.split("/", 1)[1], lw=1.3)
+            colours[k.split("/", 1)[1]] = line.get_color()
+    for name, th in (thresholds or {}).items():
+        if name in colours:
+            ax[2].axhline(th, ls="--", lw=0.9, color=colours[name], alpha=0.8)
+    ax[2].set_title("each model: similarity to the user's f̄ (dashed: threshold)", fontsize=9)
+    ax[2].legend(fontsize=7, loc="best")
+    for a in ax:
+        a.set_xlabel("iteration", fontsize=8)
+        a.tick_params(labelsize=7)
+        if at is not None:
+            a.axvline(at, color="k", lw=0.8, alpha=0.4)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def timeline_player(hist, source=None, thresholds: Mapping[str, float] | None = None, image_index: int = 0,
+                    static: bool | None = None):
+    """The player for boundary walking: a slider (and ▶) over the kept steps
+    showing the image, its perturbation and :func:`timeline_figure` with the
+    current iteration marked.  Falls back to a static figure without a
+    widget-capable kernel (or with ``static=True``)."""
+
+    source = hist.steps[0].x if source is None else source
+
+    def frame(k: int):
+        step = hist.steps[k]
+        fig = timeline_figure(hist, thresholds, at=step.i, title=f"iteration {step.i}")
+        fig.set_size_inches(14, 2.9)
+        axes = fig.axes
+        for a in axes:
+            pos = a.get_position()
+            a.set_position([0.28 + 0.72 * pos.x0, pos.y0, 0.72 * pos.width, pos.height])
+        for j, (img, ttl) in enumerate([(to_numpy_image(step.x[image_index]), f"x at step {step.i}"),
+                                        (amplified(step.x[image_index] - source[image_index].to(step.x)), "δ (amplified)")]):
+            a = fig.add_axes([0.01 + 0.13 * j, 0.12, 0.12, 0.72])
+            a.imshow(img)
+            a.set_axis_off()
+            a.set_title(ttl, fontsize=8)
+        return fig
+
+    if static or (static is None and not widgets_usable()):
+        return frame(len(hist.steps) - 1)
+    return scrubber(len(hist.steps), frame, interval_ms=400, iterations=[s.i for s in hist.steps])

@@ -94,3 +94,22 @@ def test_diversity_figure_marks_only_measured_teams():
 def test_pmt_architecture_figure_has_both_settings():
     fig = vpmt.architecture_figure()
     assert [a.get_title(loc="left") for a in fig.axes] == ["A · upload features", "B · upload images"]
+
+
+def test_targeted_anonymization_timeline_shows_bd_and_the_boundary(models):
+    from facelab.methods.targeted_anonymization import targeted_anonymization
+    from facelab.viz import targeted_anonymization as vta
+
+    attacked, watched = models
+    authorized = synthetic_model("authorized", seed=3)
+    x = _faces(1, 0)
+    hist = facelab.history(targeted_anonymization(x, _faces(3, 14), victim=attacked, authorized=authorized, n=4,
+                                                  monitor=[watched]))
+    fig = vta.timeline_figure(hist, {"watched": 0.2}, at=2)
+    bd_ax, auth_ax, sim_ax = fig.axes[:3]
+    assert list(bd_ax.get_lines()[0].get_ydata()) == hist.state_curves["bd"]
+    th_new = next(ln for ln in auth_ax.get_lines() if ln.get_label() == "th_new")
+    assert list(th_new.get_ydata()) == pytest.approx(hist.state_curves["th_new"])
+    assert {ln.get_label() for ln in sim_ax.get_lines()} >= {"attacked", "authorized", "watched"}
+    static = vta.timeline_player(hist, source=x, static=True)
+    assert any(t == "δ (amplified)" for t in _titles(static))
