@@ -123,7 +123,7 @@ def _averages(model: nn.Module, x: torch.Tensor, users: list[torch.Tensor]) -> t
 def _walk(
     x: torch.Tensor, victims: list[nn.Module], authorized: nn.Module, ref_v: list[torch.Tensor], ref_a: torch.Tensor,
     *, th_new: torch.Tensor | None, c: float, th_old: float | None, threshold_from: str, d: float, budget: kit.Budget,
-    n: int, mu: float, p: float, resize_rate: float, watch: kit.Watch, seed: int,
+    n: int, mu: float, p: float, resize_rate: float, watch: kit.Watch, monitor_every: int, seed: int,
 ) -> Iterator[Step]:
     """The loss of Algorithm 1 (``th_new`` given: boundary walking) and of the baseline (``th_new``
     None: bd ≡ 1, a fixed weight d), on the kit's MI-FGSM loop."""
@@ -147,8 +147,10 @@ def _walk(
         with torch.no_grad():
             if xd is xg:
                 sims = {k: v.detach() for k, v in sims_d.items()}
-            else:  # what the victims see without the random transform
+            elif i % monitor_every == 0:  # what the victims see without the random transform: one more forward
                 sims = {m.name: m.similarity(m(x_adv), r) for m, r in zip(victims, ref_v)}
+            else:
+                sims = {}
             sims[authorized.name] = sim_a.detach()
         state = {"bd": bd, "sim_authorized": sim_a.detach(), "d": d, "similarity": sims}
         if walking:
@@ -196,6 +198,7 @@ def targeted_anonymization(
     resize_rate: float = 0.9,
     threshold_from: Literal["clean", "current"] = "clean",
     monitor: Sequence[nn.Module] = (),
+    monitor_every: int | None = None,
     seed: int = 0,
 ) -> Iterator[Step]:
     """Algorithm 1: targeted anonymization with boundary walking.
@@ -216,6 +219,12 @@ def targeted_anonymization(
     ``"clean"`` (x0, default, the consistent reading) or ``"current"`` (x0+δ,
     the literal print, where c cancels).  ``monitor``: models only watched,
     e.g. the target models; their similarity to their own f̄ is in the state.
+    ``monitor_every``: with input diversity (p > 0) the victims' gradient pass
+    sees a transformed image, so their similarity to f̄ on the image itself
+    costs one more victim forward; it is reported at the first and last Step
+    by default (None), every k-th Step with ``monitor_every=k`` (1: every
+    Step, for a curve).  The authorized and the watched models are reported
+    at every Step.
 
     Yields n + 1 Steps (i = 0 is x0).  ``losses`` (per image): ``"loss"``,
     ``"victim"`` (J_V on the transformed input), ``"authorized"``
@@ -227,6 +236,8 @@ def targeted_anonymization(
     a = _check(x, dict(n=n, eps=eps, alpha=alpha, d=d, mu=mu, p=p, resize_rate=resize_rate, seed=seed))
     x, n, budget, d, mu, p, resize_rate, seed = (a[k] for k in ("x", "n", "budget", "d", "mu", "p", "resize_rate",
                                                                 "seed"))
+    monitor_every = n if monitor_every is None else V.integer(monitor_every, "monitor_every",
+                                                              hint="report the victims every k-th Step; 1 = every Step")
     c = V.probability(c, "c", hint="Eq. 4: 0 = th_old, 1 = the clean photo's similarity")
     threshold_from = V.choice(threshold_from, "threshold_from", ("clean", "current"))
     far = V.number(far, "far", low=0.0, high=1.0, low_open=True, high_open=True, hint="a false-accept rate, e.g. 1e-3")
@@ -246,7 +257,8 @@ def targeted_anonymization(
         with torch.no_grad():
             th_new = c * auth.similarity(auth(x), ref_a) + (1 - c) * th_old  # Eq. (4), consistent reading
     return _walk(x, victims, auth, ref_v, ref_a, th_new=th_new, c=c, th_old=th_old, threshold_from=threshold_from,
-                 d=d, budget=budget, n=n, mu=mu, p=p, resize_rate=resize_rate, watch=watch, seed=seed)
+                 d=d, budget=budget, n=n, mu=mu, p=p, resize_rate=resize_rate, watch=watch,
+                 monitor_every=monitor_every, seed=seed)
 
 
 def targeted_anonymization_baseline(
@@ -263,6 +275,7 @@ def targeted_anonymization_baseline(
     resize_rate: float = 0.9,
     user_images: UserImages | None = None,
     monitor: Sequence[nn.Module] = (),
+    monitor_every: int | None = None,
     seed: int = 0,
 ) -> Iterator[Step]:
     """The paper's baseline, Eq. (2) with a fixed weight d and no constraint:
@@ -278,11 +291,14 @@ def targeted_anonymization_baseline(
     ``monitor`` models is to their average feature (as in the boundary
     walking run) instead of to f(x0).  Yields n + 1 Steps; ``state``:
     ``"bd"`` (≡ 1), ``"d"``, ``"sim_authorized"`` (J(f_A(x), f_A(x0))),
-    ``"norm"``, ``"similarity"``.
+    ``"norm"``, ``"similarity"`` (the victims' at the Steps ``monitor_every``
+    picks, as in :func:`targeted_anonymization`).
     """
     a = _check(x, dict(n=n, eps=eps, alpha=alpha, d=d, mu=mu, p=p, resize_rate=resize_rate, seed=seed))
     x, n, budget, d, mu, p, resize_rate, seed = (a[k] for k in ("x", "n", "budget", "d", "mu", "p", "resize_rate",
                                                                 "seed"))
+    monitor_every = n if monitor_every is None else V.integer(monitor_every, "monitor_every",
+                                                              hint="report the victims every k-th Step; 1 = every Step")
     victims = as_models(victim)
     (auth,) = as_models(authorized)
     watched = kit.watched_models(monitor)
@@ -297,7 +313,7 @@ def targeted_anonymization_baseline(
             watch_refs = [m(x) for m in watched]
     return _walk(x, victims, auth, ref_v, ref_a, th_new=None, c=0.0, th_old=None, threshold_from="clean", d=d,
                  budget=budget, n=n, mu=mu, p=p, resize_rate=resize_rate, watch=kit.Watch(watched, watch_refs),
-                 seed=seed)
+                 monitor_every=monitor_every, seed=seed)
 
 
 __all__ = ["targeted_anonymization", "targeted_anonymization_baseline", "average_features"]

@@ -133,7 +133,7 @@ def walk_figure(runs: Mapping[str, object], victim: str, authorized: str, th_old
     return fig
 
 
-__all__ = ["fig1_curves", "table1_figure", "walk_figure"]
+__all__ = ["fig1_curves", "table1_figure", "walk_figure", "timeline_figure", "timeline_player"]
 
 
 # -- a run, stepped ----------------------------------------------------------------------

@@ -148,3 +148,28 @@ def test_paired_sign_test_counts_discordant_decisions_exactly():
     base["target_accepts"]["m1"][0] = False
     assert paired_sign_test(ours, base)["p"] == pytest.approx(2 / 2**5)  # 0.0625: not significant
     assert paired_sign_test(ours, ours) == {"only_a": 0, "only_b": 0, "n": 12, "p": 1.0}
+
+
+@pytest.mark.parametrize("baseline", [False, True])
+def test_victims_reported_at_the_ends_by_default(astronaut_face, user, victim, authorized, baseline):
+    """With input diversity the victims' similarity on the image itself costs a forward: by default it is
+    reported at the first and last Step only; the images and every other entry are those of a run that
+    reports it every Step."""
+    if baseline:
+        run = lambda **kw: list(targeted_anonymization_baseline(astronaut_face, victim=victim,  # noqa: E731
+                                                                authorized=authorized, n=4, **kw))
+    else:
+        run = lambda **kw: list(targeted_anonymization(astronaut_face, user, victim=victim,  # noqa: E731
+                                                       authorized=authorized, n=4, th_old=-0.5, **kw))
+    thin, full = run(), run(monitor_every=1)
+    assert [victim.name in s.state["similarity"] for s in thin] == [True, False, False, False, True]
+    assert all(victim.name in s.state["similarity"] for s in full)
+    for a, b in zip(thin, full):
+        assert torch.equal(a.x, b.x)
+        assert torch.equal(a.state["similarity"][authorized.name], b.state["similarity"][authorized.name])
+        assert torch.equal(a.losses["loss"], b.losses["loss"])
+    assert torch.equal(thin[-1].state["similarity"][victim.name], full[-1].state["similarity"][victim.name])
+    no_diversity = run(p=0.0)
+    assert all(victim.name in s.state["similarity"] for s in no_diversity)  # free: the gradient pass sees x itself
+    with pytest.raises(ValueError, match="monitor_every"):
+        run(monitor_every=0)
