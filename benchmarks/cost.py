@@ -29,6 +29,7 @@ holds at its busiest, with the models already loaded.
 from __future__ import annotations
 
 import ctypes
+import functools
 import statistics
 import threading
 import time
@@ -117,7 +118,7 @@ def _inputs(info, probes, own, others, idx: list[int], authorized, protector) ->
         "targets": others,
         "target": others[:1],
         "others": others,
-        "user_images": torch.cat([own[i] for i in idx]) if len(idx) == 1 else [own[i] for i in idx],
+        "user_images": own[idx[0]] if len(idx) == 1 else [own[i] for i in idx],
         "authorized": authorized,
         "protector": protector,
         "attributes": None,  # filled below: each face's own (b = a)
@@ -130,7 +131,10 @@ def _inputs(info, probes, own, others, idx: list[int], authorized, protector) ->
     return kw
 
 
+@functools.lru_cache(maxsize=None)
 def _pass(model, n: int, size: int, backward: bool) -> float:
+    """Seconds of one bare pass, timed once per (model, batch, size, direction) and shared by every
+    method whose floor holds it."""
     x = torch.rand(n, 3, size, size)
 
     def once():
@@ -142,6 +146,11 @@ def _pass(model, n: int, size: int, backward: bool) -> float:
                 model(x)
 
     return min_time(once, repeats=3, warmup=1)
+
+
+@functools.lru_cache(maxsize=None)
+def _shallow(model):
+    return model.shallow(5)
 
 
 def _floor(name: str, steps: int, n: int, model, authorized, size: int, targets: int) -> tuple[float | None, str]:
@@ -160,7 +169,7 @@ def _floor(name: str, steps: int, n: int, model, authorized, size: int, targets:
         return (steps * (_pass(model, n, size, True) + _pass(authorized, n, size, True)),
                 f"{steps} × (victim f+b + authorized f+b) ({n})")
     if name in ("pmt", "white_box_reconstruction"):
-        shallow = model.shallow(5)
+        shallow = _shallow(model)
         fb = _pass(shallow, n, size, True)
         if name == "pmt":
             return steps * (fb + _pass(shallow, n, size, False)), f"{steps} × (shallow f+b + f) ({n})"
