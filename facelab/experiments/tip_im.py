@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .. import steps as _steps
-from ..evaluation import Table
+from ..evaluation import Table, embed
 from ..methods.tip_im import tip_im
 from ..metrics.claims import chance_top_n
 from ..metrics.identification import identification_rates, rank_n_targeted, similarity_matrix
@@ -233,8 +233,7 @@ def run_protocol(
     gal = crops[torch.as_tensor(protocol.gallery)]
     gal_labels = [labels[i] for i in protocol.gallery]
     models = [sur, *boxes]
-    with torch.no_grad():
-        gal_emb = {m.name: torch.cat([m(gal[i : i + 64]) for i in range(0, len(gal), 64)]) for m in models}
+    gal_emb = {m.name: embed(m, gal, batch=64) for m in models}
     x0 = crops[probes]
 
     rows = Table()
