@@ -98,9 +98,10 @@ def walk_figure(runs: Mapping[str, object], victim: str, authorized: str, th_old
 
     Each history must carry ``"similarity/<victim>"`` and
     ``"similarity/<authorized>"`` state curves to the *average* features —
-    true for :func:`targeted_anonymization`; for the baseline pass
-    ``user_images=`` and ``monitor=[victim, authorized]``.  State curves are
-    batch means: run one photo (or read the batch mean)."""
+    true for :func:`targeted_anonymization` run with ``monitor_every=1`` (the
+    victims' similarity at every step); for the baseline pass ``user_images=``
+    and ``monitor=[victim, authorized]``.  State curves are batch means: run one
+    photo (or read the batch mean)."""
     fig = fig or plt.figure(figsize=(6.4, 4.6))
     fig.clear()
     ax = fig.subplots()
@@ -111,6 +112,9 @@ def walk_figure(runs: Mapping[str, object], victim: str, authorized: str, th_old
             raise KeyError(f"walk_figure: run {label!r} has no {kv!r} / {ka!r} state curves; run it with "
                            f"monitor=[victim, authorized] and user_images= (the baseline) or as boundary walking")
         x, y = np.asarray(sc[kv]), np.asarray(sc[ka])
+        if np.isnan(x).any() or np.isnan(y).any():
+            raise ValueError(f"walk_figure: run {label!r} reports {kv!r} / {ka!r} at some steps only; run it with "
+                             "monitor_every=1 (the victims' similarity at every step)")
         colour = f"C{k}"
         ax.plot(x, y, "-", color=colour, lw=1.2, alpha=0.8, label=label)
         ax.scatter(x, y, s=14, color=colour, zorder=3)

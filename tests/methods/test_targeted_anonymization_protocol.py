@@ -93,7 +93,8 @@ def test_walk_figure_draws_both_similarities_of_a_live_run(offline, models):
     victim, auth = models["mobileface"], models["mobilefacenet"]
     trial = E.make_trials(offline.labels, per_identity=1)[0]
     x, user = offline.crops[[trial.protected]], offline.crops[list(trial.average)]
-    ours = facelab.history(targeted_anonymization(x, user, victim=victim, authorized=auth, c=0.5, n=4, th_old=0.3))
+    ours = facelab.history(targeted_anonymization(x, user, victim=victim, authorized=auth, c=0.5, n=4, th_old=0.3,
+                                                  monitor_every=1))
     base = facelab.history(targeted_anonymization_baseline(x, victim=victim, authorized=auth, d=1.0, n=4,
                                                            user_images=user, monitor=[victim, auth]))
     fig = TV.walk_figure({"ours": ours, "baseline": base}, victim.name, auth.name, th_old=0.3)
@@ -101,6 +102,9 @@ def test_walk_figure_draws_both_similarities_of_a_live_run(offline, models):
     assert list(paths[0].get_xdata()) == ours.state_curves["similarity/mobileface"]
     assert list(paths[0].get_ydata()) == ours.state_curves["sim_authorized"]
     assert list(paths[1].get_ydata()) == base.state_curves["similarity/mobilefacenet"]
+    thin = facelab.history(targeted_anonymization(x, user, victim=victim, authorized=auth, c=0.5, n=4, th_old=0.3))
+    with pytest.raises(ValueError, match="monitor_every=1"):
+        TV.walk_figure({"ours": thin}, victim.name, auth.name, th_old=0.3)
     plain = facelab.history(targeted_anonymization_baseline(x, victim=victim, authorized=auth, d=1.0, n=2))
     with pytest.raises(KeyError, match="monitor"):
         TV.walk_figure({"plain": plain}, victim.name, "faceapi-resnet", th_old=0.3)
