@@ -115,7 +115,8 @@ def pmask_player(hist, source: torch.Tensor, omega: float = 0.017, image_index: 
 
 def delta_slider(results: dict, source: torch.Tensor, static: bool | None = None):
     """Precomputed runs over δ: ``results`` maps δ → {"x", "ssim", "iterations", "seconds", "psr"}.
-    A slider shows the masked photo, its mask and the numbers; static figure of all δ without widgets."""
+    A slider (the shared :func:`~facelab.viz.player.scrubber`, every δ drawn once) shows the masked
+    photo, its mask and the numbers; static figure of all δ without widgets."""
     deltas = sorted(results)
 
     def frame(ds):
@@ -133,19 +134,4 @@ def delta_slider(results: dict, source: torch.Tensor, static: bool | None = None
 
     if static or (static is None and not widgets_usable()):
         return shown_once(frame(deltas))
-    import ipywidgets as W
-    from IPython.display import display
-
-    slider = W.SelectionSlider(options=deltas, value=deltas[0], description="δ", continuous_update=False)
-    out = W.Output()
-
-    def draw(change=None):
-        with out:
-            out.clear_output(wait=True)
-            fig = frame([slider.value])
-            display(fig)
-            plt.close(fig)
-
-    slider.observe(draw, names="value")
-    draw()
-    return W.VBox([slider, out])
+    return scrubber(len(deltas), lambda k: frame([deltas[k]]), label=lambda k: f"δ = {deltas[k]:g}", description="δ")

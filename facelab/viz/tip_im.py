@@ -36,7 +36,7 @@ from matplotlib.patches import Patch
 from .. import validate as V
 from ..metrics.identification import similarity_matrix, top_n
 from .figures import amplified, to_numpy_image
-from .player import render_png, scrubber, shown_once, widgets_usable
+from .player import scrubber, shown_once, widgets_usable
 
 if TYPE_CHECKING:
     from ..metrics.claims import PairedComparison
@@ -389,7 +389,8 @@ def gamma_slider(results: dict, source: torch.Tensor, image_index: int = 0, stat
     """Effectiveness against naturalness (the paper's Fig. 3–4): ``results`` maps
     γ → ``{"x": protected images, "PSNR": …, "SSIM": …, "similarity": {model: …},
     "target_similarity": {model: …}}``; a slider over γ shows the image, its mask
-    and the numbers.  Static figure of every γ without widgets."""
+    and the numbers (the shared :func:`~facelab.viz.player.scrubber`, every γ drawn once).  Static
+    figure of every γ without widgets."""
     gammas = sorted(results)
 
     def frame(gs):
@@ -410,11 +411,4 @@ def gamma_slider(results: dict, source: torch.Tensor, image_index: int = 0, stat
 
     if static or (static is None and not widgets_usable()):
         return shown_once(frame(gammas))
-    import ipywidgets as W
-
-
-    pngs = {g: render_png(frame([g])) for g in gammas}  # drawn once: moving the slider only swaps images
-    slider = W.SelectionSlider(options=gammas, value=gammas[0], description="γ", continuous_update=True)
-    image = W.Image(value=pngs[gammas[0]], format="png")
-    slider.observe(lambda change: setattr(image, "value", pngs[change["new"]]), names="value")
-    return W.VBox([slider, image])
+    return scrubber(len(gammas), lambda k: frame([gammas[k]]), label=lambda k: f"γ = {gammas[k]:g}", description="γ")

@@ -113,3 +113,21 @@ def test_targeted_anonymization_timeline_shows_bd_and_the_boundary(models):
     assert {ln.get_label() for ln in sim_ax.get_lines()} >= {"attacked", "authorized", "watched"}
     static = vta.timeline_player(hist, source=x, static=True)
     assert any(t == "δ (amplified)" for t in _titles(static))
+
+
+def test_setting_sliders_build_on_the_scrubber():
+    """The δ and γ sliders pre-render one frame per setting in the shared scrubber (no kernel redraw)."""
+    pytest.importorskip("ipywidgets")
+    x = _faces(1, 0)
+    deltas = {d: {"x": (x + 0.01 * d).clamp(0, 1), "ssim": 0.9, "iterations": 3, "seconds": 1.0, "psr": 0.5}
+              for d in (0.5, 1.0)}
+    gammas = {g: {"x": (x + 0.01 * g).clamp(0, 1), "PSNR": 30.0, "SSIM": 0.9, "similarity": {"m": 0.1},
+                  "target_similarity": {"m": 0.2}} for g in (0.0, 10.0, 30.0)}
+    for widget, n, name in ((vpm.delta_slider(deltas, source=x, static=False), 2, "δ"),
+                            (vt.gamma_slider(gammas, source=x, static=False), 3, "γ")):
+        controls, shown = widget.children
+        slider = controls.children[1]
+        assert slider.description == name and slider.max == n - 1
+        captions = [frame.children[0].value for frame in shown.children]
+        assert captions[0].startswith(f"{name} = ") and len(captions) == n
+        assert all(frame.children[1].value[:4] == b"\x89PNG" for frame in shown.children)
