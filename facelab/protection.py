@@ -21,8 +21,8 @@ scraper would see the photo: the pixels are re-read, faces re-detected and
 re-aligned; ``jpeg_quality`` does the same after JPEG compression, which
 removes part of the perturbation.
 
-Methods come from :data:`RECIPES`: one line per method says how to call it on
-a region with its extra inputs.  TIP-IM's ``targets`` default to
+Methods come from :data:`RECIPES`: one line per registered method
+(:mod:`facelab.methods.registry`) says how to prepare its extra inputs for a region.  TIP-IM's ``targets`` default to
 :func:`default_targets` (one photo each of five identities of the offline set);
 Targeted Anonymization needs ``user_images`` (photos of you) and
 ``authorized`` (the model that should still recognise you); PMask's
@@ -60,44 +60,57 @@ class ProtectError(ValueError):
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to run one method on a face region.
+    """How :func:`protect` runs one registered method (:mod:`facelab.methods.registry`) on a face region.
 
-    ``call(x, views, wrap, params)`` returns the method's generator: ``x`` the
-    region (1, 3, h, w), ``views`` the attacked models seen through the warp,
-    ``wrap`` turns any further model into a view of the same face, ``params``
-    the user's keyword arguments after ``prepare``.  ``steps_key`` names the
-    iteration-count parameter (for the progress bar) and ``default_steps`` its
-    default in the method's signature.
+    The method itself, its iteration parameter (for the progress bar), its default and whether it
+    has an L∞ budget come from the registry.  What protect adds: ``prepare(params, device)`` turns
+    the user's inputs (photo paths, model names) into the tensors and models the method needs;
+    ``wrapped`` names the inputs that are face models, which see the face through the region's
+    alignment warp like the attacked ones; ``alpha_per_step``: a default step of
+    ``alpha_per_step``·ε/steps for the fixed-step baselines (see :data:`BASELINE_ALPHA_PER_STEP`).
     """
 
-    call: Callable[..., Iterator[Step]]
-    steps_key: str | None = "steps"
-    default_steps: int = 10
+    method: str
     prepare: Callable[[dict, Any], dict] = lambda params, device: params
-    takes_eps: bool = True  # False: the method has no L∞ budget of its own; protect's ±ε clip still holds
+    wrapped: tuple[str, ...] = ()
+    alpha_per_step: float | None = None
+
+    @property
+    def info(self):
+        from .methods import get
+
+        return get(self.method)
+
+    @property
+    def steps_key(self) -> str | None:
+        """The method's iteration-count parameter (None: a one-shot method)."""
+        return self.info.iterations
+
+    @property
+    def default_steps(self) -> int | None:
+        return None if self.steps_key is None else int(self.info.default(self.steps_key))
+
+    @property
+    def takes_eps(self) -> bool:
+        """False: the method has no L∞ budget of its own; protect's ±ε clip in the photo still holds."""
+        return self.info.budget == "eps"
+
+    def call(self, x: torch.Tensor, views: list, wrap: Callable, params: dict) -> Iterator[Step]:
+        """The method's Step generator on the region ``x`` (1, 3, h, w), attacking ``views``."""
+        p = dict(params)
+        for name in self.wrapped:
+            p[name] = wrap(p[name])
+        if self.alpha_per_step is not None:
+            p.setdefault("alpha", self.alpha_per_step * p["eps"] / p.get(self.steps_key, self.default_steps))
+        return self.info(x, views, **p)
 
 
-def _baseline(name: str):
-    """A gradient baseline with the method's own defaults.
-
-    (Dodging's zero gradient at the clean photo is handled by the baselines
-    themselves: their first gradient is taken just beside it.)  I-FGSM and
-    MI-FGSM take α = 2ε/steps unless given (their own default is ε/steps): with
-    the alignment jitter the gradients disagree from step to step, and a step of
-    ε/steps then never reaches the ε-ball's corners (measured on the astronaut,
-    mobileface, 10 steps: re-checked similarity 0.348 at ε/steps, 0.185 at 2ε/steps,
-    threshold 0.291).
-    """
-
-    def call(x, views, wrap, p):
-        from . import methods
-
-        p = dict(p)
-        if name in ("ifgsm", "mifgsm"):
-            p.setdefault("alpha", 2.0 * p["eps"] / p.get("steps", 10))
-        return getattr(methods, name)(x, views, **p)
-
-    return call
+#: I-FGSM and MI-FGSM in a photo: α = 2ε/steps unless given (their own default is ε/steps).  With the
+#: alignment jitter the gradients disagree from step to step, and a step of ε/steps then never reaches
+#: the ε-ball's corners (measured on the astronaut, mobileface, 10 steps: re-checked similarity 0.348 at
+#: ε/steps, 0.185 at 2ε/steps, threshold 0.291).  Dodging's zero gradient at the clean photo is handled by
+#: the baselines themselves (their first gradient is taken just beside it).
+BASELINE_ALPHA_PER_STEP = 2.0
 
 
 def default_targets(k: int = DEFAULT_TARGETS, size: int = 112) -> torch.Tensor:
@@ -152,20 +165,6 @@ def _prepare_ta(p: dict, device) -> dict:
     return p
 
 
-def _call_tip_im(x, views, wrap, p):
-    from .methods import tip_im
-
-    p = dict(p)
-    return tip_im(x, p.pop("targets"), views, **p)
-
-
-def _call_ta(x, views, wrap, p):
-    from .methods import targeted_anonymization
-
-    p = dict(p)
-    return targeted_anonymization(x, p.pop("user_images"), victim=views, authorized=wrap(p.pop("authorized")), **p)
-
-
 def default_others(size: int = 112) -> torch.Tensor:
     """PMask's gallery of *other* people by default: the first photo of every identity of the offline set."""
     from .faces import offline_set
@@ -181,28 +180,15 @@ def _prepare_pmask(p: dict, device) -> dict:
     return p
 
 
-def _call_pmask(x, views, wrap, p):
-    from .methods.pmask import pmask
-
-    p = dict(p)
-    return pmask(x, p.pop("others"), views, **p)
-
-
-def _call_pmt(x, views, wrap, p):
-    from .methods.pmt import pmt
-
-    return pmt(x, views, **p)
-
-
 RECIPES: dict[str, Recipe] = {
-    "fgsm": Recipe(_baseline("fgsm"), None, 1),
-    "ifgsm": Recipe(_baseline("ifgsm"), "steps", 10),
-    "pgd": Recipe(_baseline("pgd"), "steps", 10),
-    "mifgsm": Recipe(_baseline("mifgsm"), "steps", 10),
-    "tip_im": Recipe(_call_tip_im, "steps", 50, _prepare_tip_im),
-    "targeted_anonymization": Recipe(_call_ta, "n", 20, _prepare_ta),
-    "pmask": Recipe(_call_pmask, "max_steps", 200, _prepare_pmask, takes_eps=False),
-    "pmt": Recipe(_call_pmt, "steps", 200, takes_eps=False),
+    "fgsm": Recipe("fgsm"),
+    "ifgsm": Recipe("ifgsm", alpha_per_step=BASELINE_ALPHA_PER_STEP),
+    "pgd": Recipe("pgd"),
+    "mifgsm": Recipe("mifgsm", alpha_per_step=BASELINE_ALPHA_PER_STEP),
+    "tip_im": Recipe("tip_im", _prepare_tip_im),
+    "targeted_anonymization": Recipe("targeted_anonymization", _prepare_ta, wrapped=("authorized",)),
+    "pmask": Recipe("pmask", _prepare_pmask),
+    "pmt": Recipe("pmt"),
 }
 
 

@@ -287,3 +287,35 @@ def test_run_and_history_show_progress(capsys):
     hist = facelab.history(first_gen, progress="demo", first=first)
     assert hist.iterations == [0, 1, 2, 3] and hist.steps[0].i == 0  # step 0 kept in front
     assert "demo" in capsys.readouterr().err
+
+
+def test_recipes_read_the_registry():
+    """Each recipe is a registered method: its iteration parameter, default and budget come from there."""
+    from facelab.methods import get
+    from facelab.protection import BASELINE_ALPHA_PER_STEP, RECIPES
+
+    expected = {"fgsm": (None, None, True), "ifgsm": ("steps", 10, True), "pgd": ("steps", 10, True),
+                "mifgsm": ("steps", 10, True), "tip_im": ("steps", 50, True), "targeted_anonymization": ("n", 20, True),
+                "pmask": ("max_steps", 200, False), "pmt": ("steps", 200, False)}
+    assert {n: (r.steps_key, r.default_steps, r.takes_eps) for n, r in RECIPES.items()} == expected
+    assert all(r.info is get(n) for n, r in RECIPES.items())
+    assert RECIPES["targeted_anonymization"].wrapped == ("authorized",)
+    assert RECIPES["mifgsm"].alpha_per_step == BASELINE_ALPHA_PER_STEP == 2.0 and RECIPES["pgd"].alpha_per_step is None
+
+
+def test_a_recipe_calls_its_method_with_the_photo_step_and_wrapped_models():
+    from facelab.methods import mifgsm
+    from facelab.models.synthetic import synthetic_model
+    from facelab.protection import RECIPES
+
+    model, authorized = synthetic_model(seed=1), synthetic_model("authorized", seed=3)
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    seen = []
+    wrap = lambda m: seen.append(m) or m  # noqa: E731
+    steps = list(RECIPES["mifgsm"].call(x, [model], wrap, {"eps": 8 / 255, "steps": 4}))
+    direct = list(mifgsm(x, [model], eps=8 / 255, steps=4, alpha=2 * (8 / 255) / 4))
+    assert torch.equal(steps[-1].x, direct[-1].x) and seen == []
+    user = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    list(RECIPES["targeted_anonymization"].call(x, [model], wrap, {"eps": 8 / 255, "n": 2, "user_images": user,
+                                                                   "authorized": authorized}))
+    assert seen == [authorized]
