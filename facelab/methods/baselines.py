@@ -159,7 +159,7 @@ def _pgd_steps(x, attacked, watched, *, objective, target, budget, steps, random
         return kit.Evaluation({"loss": loss.detach()} | {f"sim/{k}": v.detach() for k, v in sims.items()},
                               {"similarity": {k: v.detach() for k, v in sims.items()}}, grad=grad)
 
-    return kit.iterate(x, evaluate, steps=steps, update=kit.MomentumStep(budget, mu), start=start, watch=watch)
+    yield from kit.iterate(x, evaluate, steps=steps, update=kit.MomentumStep(budget, mu), start=start, watch=watch)
 
 
 def _default_alpha(eps, steps, kw: dict) -> float:

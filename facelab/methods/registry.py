@@ -184,10 +184,14 @@ def _register_all() -> None:
     def _reconstruct(x, models, n_layers: int = 5, **kw):
         x = validate.images(x, "x")
         shallow = _as_list(models)[0].shallow(n_layers)
-        with torch.no_grad():
-            z = shallow(x)
         kw.setdefault("size", x.shape[-1])
-        return reconstruction.white_box_reconstruction(z, shallow, **kw)
+
+        def steps():  # the shallow features E_c(x) are computed at the first next(), like every method's work
+            with torch.no_grad():
+                z = shallow(x)
+            yield from reconstruction.white_box_reconstruction(z, shallow, **kw)
+
+        return steps()
 
     register(MethodInfo(
         "white_box_reconstruction", "Wang et al. (PMT), the white-box reconstruction attack",

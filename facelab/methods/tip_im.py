@@ -370,4 +370,4 @@ def _tip_im_steps(x, targets, attacked, watched, *, budget, steps, mu, gamma, ga
             {"target": chosen, "gains": gains, "distance": dist, "similarity": sims, "target_similarity": tsims},
             grad=grad_j, jump=jump)
 
-    return kit.iterate(x, evaluate, steps=steps, update=step_rule, watch=watch)
+    yield from kit.iterate(x, evaluate, steps=steps, update=step_rule, watch=watch)
