@@ -224,7 +224,13 @@ def main(args) -> None:
         "Steps: the updates the run made (PMask stops early when every face has converged). Floor: see the "
         "module docstring of benchmarks/cost.py for each method's passes; `f+b` is a forward and backward pass "
         "to the pixels, `f` a forward pass, the batch in brackets. Peak MB: the most memory the run held above "
-        f"its start ({MEMORY_SOURCE}, sampled every 5 ms; the models were loaded before).")
+        f"its start ({MEMORY_SOURCE}, sampled every 5 ms; the models were loaded before).  "
+        "Where a ratio is well above 1.3×, the method's own per-step work outside the model passes is the "
+        "rest (read it in its module): PMask's SSIM hinge (Eq. 7) and the Fawkes-style cloak's DSSIM budget "
+        "are computed with their gradients at every step (kornia's Gaussian-window SSIM); PMT pools the "
+        "features of every shallow layer and augments its input at every step, and reports SSIM; the "
+        "reconstruction attack adds its total-variation term; FGSM's single update carries the passes of "
+        "its start and of its final report.")
     if notes:
         notes_text += "  \n" + "  \n".join(notes)
     write_table(args.out / "cost.md", "Cost per protected face, every method, next to its floor",
