@@ -138,6 +138,30 @@ def scrubber(n_frames: int, frame: Callable[[int], "plt.Figure"], label: Callabl
     return Player([W.HBox([play, slider, caption]), image], static_png=pngs[last])
 
 
+def setting_slider(settings: Sequence[float], symbol: str, draw: Callable[[Sequence, float], None],
+                   static: bool | None = None, column_width: float = 2.8, height: float = 5.6):
+    """A slider over finished runs at several settings of one parameter (PMask's δ, TIP-IM's γ …).
+
+    ``draw(axes, value)`` fills one setting's column of two panels (the protected image above, its
+    perturbation below).  Every setting is drawn once into the shared :func:`scrubber`; without a
+    widget-capable kernel (or with ``static=True``) one figure shows every setting side by side."""
+    values = list(settings)
+
+    def frame(shown: Sequence[float]) -> "plt.Figure":
+        fig, axes = plt.subplots(2, len(shown), figsize=(column_width * len(shown), height), squeeze=False)
+        for j, v in enumerate(shown):
+            draw(axes[:, j], v)
+            for a in axes[:, j]:
+                a.set_axis_off()
+        fig.tight_layout()
+        return fig
+
+    if static or (static is None and not widgets_usable()):
+        return shown_once(frame(values))
+    return scrubber(len(values), lambda k: frame([values[k]]), label=lambda k: f"{symbol} = {values[k]:g}",
+                    description=symbol)
+
+
 def _player_class():
     import ipywidgets as W
 

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .figures import amplified, to_numpy_image
-from .player import scrubber, shown_once, widgets_usable
+from .player import scrubber, setting_slider, shown_once, widgets_usable
 
 __all__ = ["threat_model_figure", "diversity_figure", "timeline_figure", "pmask_player", "delta_slider"]
 
@@ -115,23 +115,14 @@ def pmask_player(hist, source: torch.Tensor, omega: float = 0.017, image_index: 
 
 def delta_slider(results: dict, source: torch.Tensor, static: bool | None = None):
     """Precomputed runs over δ: ``results`` maps δ → {"x", "ssim", "iterations", "seconds", "psr"}.
-    A slider (the shared :func:`~facelab.viz.player.scrubber`, every δ drawn once) shows the masked
+    A slider (:func:`~facelab.viz.player.setting_slider`, every δ drawn once) shows the masked
     photo, its mask and the numbers; static figure of all δ without widgets."""
-    deltas = sorted(results)
 
-    def frame(ds):
-        fig, axes = plt.subplots(2, len(ds), figsize=(2.8 * len(ds), 5.6), squeeze=False)
-        for j, d in enumerate(ds):
-            r = results[d]
-            axes[0, j].imshow(to_numpy_image(r["x"][0]))
-            axes[0, j].set_title(f"δ = {d:g}\nSSIM {r['ssim']:.3f}, {r['iterations']} it", fontsize=8)
-            axes[1, j].imshow(amplified(r["x"][0] - source[0].to(r["x"])))
-            axes[1, j].set_title(f"PSR {r['psr']:.2f}, {r['seconds']:.1f} s", fontsize=8)
-            for a in axes[:, j]:
-                a.set_axis_off()
-        fig.tight_layout()
-        return fig
+    def draw(axes, d):
+        r = results[d]
+        axes[0].imshow(to_numpy_image(r["x"][0]))
+        axes[0].set_title(f"δ = {d:g}\nSSIM {r['ssim']:.3f}, {r['iterations']} it", fontsize=8)
+        axes[1].imshow(amplified(r["x"][0] - source[0].to(r["x"])))
+        axes[1].set_title(f"PSR {r['psr']:.2f}, {r['seconds']:.1f} s", fontsize=8)
 
-    if static or (static is None and not widgets_usable()):
-        return shown_once(frame(deltas))
-    return scrubber(len(deltas), lambda k: frame([deltas[k]]), label=lambda k: f"δ = {deltas[k]:g}", description="δ")
+    return setting_slider(sorted(results), "δ", draw, static=static)

@@ -36,7 +36,7 @@ from matplotlib.patches import Patch
 from .. import validate as V
 from ..metrics.identification import similarity_matrix, top_n
 from .figures import amplified, to_numpy_image
-from .player import scrubber, shown_once, widgets_usable
+from .player import scrubber, setting_slider, shown_once, widgets_usable
 
 if TYPE_CHECKING:
     from ..metrics.claims import PairedComparison
@@ -389,26 +389,17 @@ def gamma_slider(results: dict, source: torch.Tensor, image_index: int = 0, stat
     """Effectiveness against naturalness (the paper's Fig. 3–4): ``results`` maps
     γ → ``{"x": protected images, "PSNR": …, "SSIM": …, "similarity": {model: …},
     "target_similarity": {model: …}}``; a slider over γ shows the image, its mask
-    and the numbers (the shared :func:`~facelab.viz.player.scrubber`, every γ drawn once).  Static
+    and the numbers (:func:`~facelab.viz.player.setting_slider`, every γ drawn once).  Static
     figure of every γ without widgets."""
-    gammas = sorted(results)
 
-    def frame(gs):
-        fig, axes = plt.subplots(2, len(gs), figsize=(2.6 * len(gs), 5.4), squeeze=False)
-        for j, g in enumerate(gs):
-            r = results[g]
-            x = r["x"][image_index]
-            axes[0, j].imshow(to_numpy_image(x))
-            axes[0, j].set_title(f"γ = {g:g}\nPSNR {r['PSNR']:.1f} dB  SSIM {r['SSIM']:.3f}", fontsize=8)
-            axes[1, j].imshow(amplified(x - source[image_index].to(x)))
-            lines = [f"{m}: own {float(r['similarity'][m]):+.2f} / target {float(r['target_similarity'][m]):+.2f}"
-                     for m in r["similarity"]]
-            axes[1, j].set_title("\n".join(lines), fontsize=6)
-            for a in axes[:, j]:
-                a.set_axis_off()
-        fig.tight_layout()
-        return fig
+    def draw(axes, g):
+        r = results[g]
+        x = r["x"][image_index]
+        axes[0].imshow(to_numpy_image(x))
+        axes[0].set_title(f"γ = {g:g}\nPSNR {r['PSNR']:.1f} dB  SSIM {r['SSIM']:.3f}", fontsize=8)
+        axes[1].imshow(amplified(x - source[image_index].to(x)))
+        lines = [f"{m}: own {float(r['similarity'][m]):+.2f} / target {float(r['target_similarity'][m]):+.2f}"
+                 for m in r["similarity"]]
+        axes[1].set_title("\n".join(lines), fontsize=6)
 
-    if static or (static is None and not widgets_usable()):
-        return shown_once(frame(gammas))
-    return scrubber(len(gammas), lambda k: frame([gammas[k]]), label=lambda k: f"γ = {gammas[k]:g}", description="γ")
+    return setting_slider(sorted(results), "γ", draw, static=static, column_width=2.6, height=5.4)
