@@ -249,16 +249,20 @@ def targeted_anonymization(
     users = _per_image_users(x, user_images)
     th_old = _resolve_th_old(auth, th_old, far)
     x = x.detach()
-    ref_v = [_averages(m, x, users) for m in victims]
-    ref_a = _averages(auth, x, users)
-    watch = kit.Watch(watched, [_averages(m, x, users) for m in watched])
-    th_new = None
-    if threshold_from == "clean":
-        with torch.no_grad():
-            th_new = c * auth.similarity(auth(x), ref_a) + (1 - c) * th_old  # Eq. (4), consistent reading
-    return _walk(x, victims, auth, ref_v, ref_a, th_new=th_new, c=c, th_old=th_old, threshold_from=threshold_from,
-                 d=d, budget=budget, n=n, mu=mu, p=p, resize_rate=resize_rate, watch=watch,
-                 monitor_every=monitor_every, seed=seed)
+
+    def run() -> Iterator[Step]:  # the references are the run's first work: calling only checks the arguments
+        ref_v = [_averages(m, x, users) for m in victims]
+        ref_a = _averages(auth, x, users)
+        watch = kit.Watch(watched, [_averages(m, x, users) for m in watched])
+        th_new = None
+        if threshold_from == "clean":
+            with torch.no_grad():
+                th_new = c * auth.similarity(auth(x), ref_a) + (1 - c) * th_old  # Eq. (4), consistent reading
+        yield from _walk(x, victims, auth, ref_v, ref_a, th_new=th_new, c=c, th_old=th_old,
+                         threshold_from=threshold_from, d=d, budget=budget, n=n, mu=mu, p=p, resize_rate=resize_rate,
+                         watch=watch, monitor_every=monitor_every, seed=seed)
+
+    return run()
 
 
 def targeted_anonymization_baseline(
@@ -304,16 +308,20 @@ def targeted_anonymization_baseline(
     watched = kit.watched_models(monitor)
     users = _per_image_users(x, user_images) if user_images is not None else None
     x = x.detach()
-    with torch.no_grad():
-        ref_v = [m(x) for m in victims]
-        ref_a = auth(x)
-        if users is not None:
-            watch_refs = [_averages(m, x, users) for m in watched]
-        else:
-            watch_refs = [m(x) for m in watched]
-    return _walk(x, victims, auth, ref_v, ref_a, th_new=None, c=0.0, th_old=None, threshold_from="clean", d=d,
-                 budget=budget, n=n, mu=mu, p=p, resize_rate=resize_rate, watch=kit.Watch(watched, watch_refs),
-                 monitor_every=monitor_every, seed=seed)
+
+    def run() -> Iterator[Step]:
+        with torch.no_grad():
+            ref_v = [m(x) for m in victims]
+            ref_a = auth(x)
+            if users is not None:
+                watch_refs = [_averages(m, x, users) for m in watched]
+            else:
+                watch_refs = [m(x) for m in watched]
+        yield from _walk(x, victims, auth, ref_v, ref_a, th_new=None, c=0.0, th_old=None, threshold_from="clean",
+                         d=d, budget=budget, n=n, mu=mu, p=p, resize_rate=resize_rate,
+                         watch=kit.Watch(watched, watch_refs), monitor_every=monitor_every, seed=seed)
+
+    return run()
 
 
 __all__ = ["targeted_anonymization", "targeted_anonymization_baseline", "average_features"]

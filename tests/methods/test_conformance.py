@@ -104,13 +104,7 @@ def test_missing_input_is_named(name, attacked):
         info(_faces(2, 0), [attacked])
 
 
-#: methods that still embed their references when called rather than at the first next() (a defect,
-#: kept visible: strict xfail fails the suite once it is fixed, so the entry must then go)
-EAGER = {"targeted_anonymization", "targeted_anonymization_baseline"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="computes its "
-                                               "references when called")) if n in EAGER else n for n in METHODS])
+@pytest.mark.parametrize("name", METHODS)
 def test_calling_runs_nothing_before_the_first_next(name, attacked):
     """The Step protocol: calling a method only checks its arguments; the first next() starts the work."""
     calls = []
