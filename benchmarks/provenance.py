@@ -84,7 +84,7 @@ WEIGHTS = ("facelab/models/packages.py",)
 THRESHOLDS = ("facelab/models/thresholds.json",)
 FACES = ("facelab/faces/manifest.json", "facelab/faces/packages.py", "facelab/faces/offline.py",
          "facelab/faces/align.py", "facelab/faces/detect.py", "facelab/faces/mtcnn.py", "facelab/faces/io.py")
-TIMING = ("benchmarks/timing.py",)
+TIMING = ("benchmarks/timing.py", "facelab/evaluation/tables.py")  # its pages render through evaluation.Table
 OPS = {name: f"facelab/ops/{name}.py" for name in
        ("augment", "budget", "diversity", "identity", "mmd", "momentum", "smoothing")}
 BASELINES = ("facelab/methods/baselines.py", "facelab/methods/kit.py", *OPS.values())
@@ -125,7 +125,8 @@ SUITES: dict[str, Suite] = {
         outputs=(f"{RESULTS}/targeted_anonymization.md", f"{RESULTS}/targeted_anonymization.json"),
         inputs=_files(("benchmarks/targeted_anonymization.py", "facelab/methods/targeted_anonymization.py",
                        "facelab/methods/kit.py", "facelab/experiments/targeted_anonymization.py",
-                       "facelab/experiments/targeted_anonymization_claims.py", "facelab/models/calibration.py",
+                       "facelab/experiments/targeted_anonymization_claims.py",
+                       "facelab/experiments/targeted_anonymization_report.py", "facelab/models/calibration.py",
                        "facelab/evaluation/calibration.py", "facelab/metrics/verification.py"),
                       (OPS[n] for n in ("budget", "diversity", "identity", "momentum")),
                       TIMING, CLAIMS, EVALUATION, FACES, WEIGHTS, THRESHOLDS, LOCK),

@@ -9,6 +9,8 @@ from typing import Callable
 
 import torch
 
+from facelab.evaluation import Table
+
 
 def min_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
     for _ in range(warmup):
@@ -27,9 +29,9 @@ def machine_line(threads: int) -> str:
 
 
 def write_table(path, title: str, command: str, header: list[str], rows: list[list[str]], notes: str = "") -> str:
+    """A results page: title, the command that made it, the machine, then the table (cells as given)."""
     lines = [f"# {title}", "", f"Command: `{command}`  ", f"Machine: {machine_line(torch.get_num_threads())}", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+             Table.from_rows(header, rows).to_markdown()]
     if notes:
         lines += ["", notes]
     text = "\n".join(lines) + "\n"

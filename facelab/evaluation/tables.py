@@ -11,6 +11,23 @@ __all__ = ["Table"]
 class Table(list):
     """Rows as dicts (a list subclass), with a few conveniences for notebooks and reports."""
 
+    @classmethod
+    def from_rows(cls, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> "Table":
+        """A table from a header and rows given as sequences in the header's order.
+
+        >>> print(Table.from_rows(["model", "TAR"], [["arcface", "98%"]]).to_markdown())
+        | model | TAR |
+        |---|---|
+        | arcface | 98% |
+        """
+        header = list(header)
+        if len(set(header)) != len(header):
+            raise ValueError(f"column names must differ: {header}")
+        bad = [r for r in rows if len(r) != len(header)]
+        if bad:
+            raise ValueError(f"a row has {len(bad[0])} cells for {len(header)} columns: {list(bad[0])}")
+        return cls(dict(zip(header, r)) for r in rows)
+
     @property
     def columns(self) -> list[str]:
         cols: dict[str, None] = {}
