@@ -15,6 +15,13 @@ Statistics (:func:`sign_test`, :func:`paired_summary`): exact two-sided sign
 tests on paired outcomes (decisions of one pair and model under two
 settings; per-image values under two conditions) and percentile bootstrap
 CIs of the mean paired difference.
+
+``benchmarks/pmt.py`` writes its results as a JSON dict of :data:`SCHEMA`
+(every per-pair decision and per-image value, with the run's settings,
+command and machine); :func:`load_results` / :func:`benchmark_results` read
+it back.  The claims' verdicts on that dict are computed in
+:mod:`facelab.experiments.pmt_claims` and worded, with the whole results
+page, in :mod:`facelab.experiments.pmt_report`.
 """
 from __future__ import annotations
 
@@ -31,7 +38,12 @@ from ..metrics.claims import discordant, paired_bootstrap_ci, paired_signs
 from ..metrics.privacy import strict_decisions
 
 __all__ = ["Protocol", "make_protocol", "obfuscate", "reference_embeddings", "acc_decisions",
-           "paired_decisions", "paired_summary", "recface_data"]
+           "paired_decisions", "paired_summary", "recface_data", "SCHEMA", "load_results", "benchmark_results"]
+
+SCHEMA = "facelab.pmt/1"
+"""The version of the results dict ``benchmarks/pmt.py`` writes (``"schema"``):
+readers check it; files without it (written before the report moved into
+:mod:`facelab.experiments.pmt_report`) lack what the page needs."""
 
 
 @dataclass
@@ -146,3 +158,30 @@ def recface_data(data, protocol: Protocol, per_video: int = 24) -> tuple[torch.T
     note = (f"offline set minus the {len(protocol.recon_test)} test identities ({len(protocol.recon_train)} faces) "
             f"+ {len(frames)} extra video frames")
     return faces, note
+
+
+# -- the benchmark's results ----------------------------------------------------------------
+
+
+def load_results(path) -> dict | None:
+    """The results dict at ``path`` if it exists and has :data:`SCHEMA`, else None."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        data = json.loads(p.read_text())
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+
+
+def benchmark_results() -> dict | None:
+    """The committed benchmark results (``benchmarks/results/pmt.json`` beside the
+    facelab package in a source checkout) if present and of the current
+    :data:`SCHEMA`, else None — e.g. when facelab is pip-installed."""
+    from pathlib import Path
+
+    return load_results(Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "pmt.json")
