@@ -1,0 +1,139 @@
+"""ErasableMask's benchmark protocol, and the results file it writes.
+
+The protocol (``benchmarks/erasable_mask.py`` runs it on the checkpoints
+``python -m facelab.methods.erasable_mask`` stores; :data:`VARIANTS` names
+them): the held-out faces of the offline set, each protected twice
+(:func:`units`: towards its own attributes, b = a, and towards all attributes
+flipped, b = 1 − a), scored by :func:`evaluate_variant` on the white-box
+models :data:`WHITE` (the training surrogates) and the black-box models
+:data:`BLACK` at each model's threshold for FAR :data:`FAR`, clean and under
+the distortions :data:`DISTORTIONS`; and the gradient baselines on the same
+faces (:func:`baselines`).
+
+The benchmark saves everything its page shows in one JSON (:data:`SCHEMA`):
+
+* ``"schema"``, ``"command"``, ``"fast"``, ``"threads"``, ``"machine"``,
+  ``"load_average"``, ``"cpu_count"``, ``"seconds"`` (wall time);
+* ``"data"`` (the face set's description), ``"n_faces"``, ``"faces"`` (the
+  face index of every unit), ``"far"``, ``"white"``, ``"black"``,
+  ``"variants"`` (checkpoint name → training flags), ``"distortions"``,
+  ``"missing"`` (variants without a checkpoint);
+* ``"results"``: per variant, ``"clean"`` and each distortion evaluated
+  (:func:`facelab.methods.erasable_mask.evaluate`, with per-unit outcomes)
+  and ``"per_unit"`` (restored / protected PSNR, L2 change);
+* ``"baselines"`` (one dict per attack), ``"speed"``, ``"provenance"`` (per
+  variant, the checkpoint's).
+
+:mod:`facelab.experiments.erasable_mask_claims` computes the claims from that
+dict and :mod:`facelab.experiments.erasable_mask_report` words the page
+(``render(results)`` is ``benchmarks/results/erasable_mask.md``);
+:func:`benchmark_results` reads the committed file for notebook 03.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from .erasable_mask_claims import BASE  # the default checkpoint, against which every ablation is compared
+
+SCHEMA = "facelab.erasable_mask/1"
+"""The results dict's version: :func:`load_results` returns None for any other."""
+
+WHITE = ("mobileface", "faceapi-resnet")
+BLACK = ("mobilefacenet", "facenet-casia", "faceres")
+VARIANTS = {
+    "erasable_mask": "default",
+    "erasable_mask-ensemble": "--attack ensemble",
+    "erasable_mask-gamma0": "--gamma 0",
+    "erasable_mask-nocurriculum": "--no-curriculum",
+    "erasable_mask-nonoise": "--no-noise",
+}
+"""Checkpoint name → the training flags that make it."""
+DISTORTIONS = {"jpeg75": ("jpeg", 75.0), "noise0.02": ("gaussian", 0.02), "resize0.5": ("resize", 0.5)}
+FAR = 0.01
+
+
+def units(x: torch.Tensor, a: torch.Tensor):
+    """Every face twice: with its own attributes (b = a: no edit wanted, the
+    perturbation alone protects) and with all attributes flipped (b = 1 − a).
+    Returns images, targets, and the face index of each unit.
+
+    >>> xs, bs, faces = units(torch.zeros(2, 3, 4, 4), torch.tensor([[1., 0.], [0., 0.]]))
+    >>> xs.shape[0], bs.tolist(), faces.tolist()
+    (4, [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [0, 1, 0, 1])
+    """
+    xs = torch.cat([x, x])
+    bs = torch.cat([a, 1 - a])
+    faces = np.tile(np.arange(x.shape[0]), 2)
+    return xs, bs, faces
+
+
+def evaluate_variant(model, xs: torch.Tensor, bs: torch.Tensor, face_models: Mapping, distortions: bool) -> dict:
+    """One checkpoint on the units: ``"clean"``, each of :data:`DISTORTIONS`
+    when ``distortions`` (each costs a full pass), and ``"per_unit"``."""
+    from ..methods import erasable_mask as em
+    from ..metrics.quality import psnr
+
+    out = {"clean": em.evaluate(model, xs, bs, face_models, FAR)}
+    for name, d in (DISTORTIONS.items() if distortions else ()):
+        out[name] = em.evaluate(model, xs, bs, face_models, FAR, distortion=d, edited=False)
+    with torch.no_grad():
+        x_p = model.protect(xs, bs)
+        x_r = model.erase(x_p)
+    out["per_unit"] = {"psnr_restored": psnr(x_r, xs).tolist(), "psnr_protected": psnr(x_p, xs).tolist(),
+                       "l2_change": (x_p - xs).flatten(1).norm(dim=1).tolist()}
+    return out
+
+
+def baselines(x: torch.Tensor, white: Mapping, face_models: Mapping, l2_budget: float) -> list[dict]:
+    """PGD and MI-FGSM (10 steps on the ``white`` models) on the clean faces
+    ``x``: L∞ 8/255 each, and PGD-L2 at ``l2_budget`` (ErasableMask's mean L2
+    change).  Per attack ``{"attack", "norm", "eps", "asr": {model: rate},
+    "psnr", "ssim"}``; ASR at each model's threshold for FAR :data:`FAR`."""
+    from .. import steps
+    from ..methods.baselines import mifgsm, pgd
+    from ..metrics.quality import psnr, ssim
+
+    surrogates = list(white.values())
+    runs = [("PGD", "linf", 8 / 255, pgd(x, surrogates, eps=8 / 255, steps=10, seed=0)),
+            ("MI-FGSM", "linf", 8 / 255, mifgsm(x, surrogates, eps=8 / 255, steps=10)),
+            ("PGD", "l2", l2_budget, pgd(x, surrogates, eps=l2_budget, norm="l2", steps=10, seed=0))]
+    out = []
+    for attack, norm, eps, gen in runs:
+        x_adv = steps.run(gen).x
+        asr = {}
+        for m, fm in face_models.items():
+            with torch.no_grad():
+                sim = fm.similarity(fm(x_adv), fm(x))
+            asr[m] = float((sim < fm.threshold(FAR)).float().mean())
+        out.append({"attack": attack, "norm": norm, "eps": float(eps), "asr": asr,
+                    "psnr": float(psnr(x_adv, x).mean()), "ssim": float(ssim(x_adv, x).mean())})
+    return out
+
+
+def load_results(path) -> dict | None:
+    """The results dict at ``path`` if it exists and has this module's
+    :data:`SCHEMA`, else None (an older file lacks what the page shows)."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        data = json.loads(p.read_text())
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+
+
+def benchmark_results() -> dict | None:
+    """The committed benchmark results (``benchmarks/results/erasable_mask.json``
+    beside the facelab package in a source checkout) if present and of the
+    current :data:`SCHEMA`, else None — e.g. when facelab is pip-installed."""
+    return load_results(Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "erasable_mask.json")
+
+
+__all__ = ["SCHEMA", "BASE", "WHITE", "BLACK", "VARIANTS", "DISTORTIONS", "FAR", "units", "evaluate_variant",
+           "baselines", "load_results", "benchmark_results"]
