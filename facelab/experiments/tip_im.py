@@ -18,7 +18,11 @@ enter the gallery.  Every table built here states the mode, the number of
 probes and targets, and the data.
 
 :func:`run_protocol` returns a :class:`Table` (a list of dict rows; pandas is
-not a dependency).
+not a dependency).  ``python -m benchmarks tip_im`` saves its rows, per seed, with
+the run's settings in ``benchmarks/results/tip_im.json`` (:data:`SCHEMA`;
+:func:`load_results`, :func:`benchmark_results`); the claims on them are computed
+in :mod:`facelab.experiments.tip_im_claims` and worded in
+:mod:`facelab.experiments.tip_im_report`.
 """
 from __future__ import annotations
 
@@ -289,3 +293,38 @@ def summarize(rows: Table, ns: Sequence[int] = (1, 5)) -> Table:
                     if k in sel[0]})
         out.append(row)
     return out
+
+
+#: the layout of ``benchmarks/results/tip_im.json``: ``schema``, ``fast``, ``command``, ``machine``,
+#: ``data`` (``arg``, ``name``, ``credit``, ``photos``), ``params`` (``surrogate``, ``black_boxes``,
+#: ``steps``, ``eps``, ``alpha``, ``mu``, ``diversity_prob``, ``probes_per_identity``,
+#: ``max_gallery_per_identity``, ``gammas``, ``settings``), ``seeds``, ``minutes`` (per seed),
+#: ``rows`` (the first seed's :func:`run_protocol` rows), ``rows of other seeds`` (by seed) and
+#: ``claims over seeds`` (:func:`facelab.experiments.tip_im_claims.over_seeds`).  Files without a
+#: ``schema`` (before 2) lack the machine, the minutes and the settings the pages show.
+SCHEMA = 2
+
+
+def load_results(path) -> dict | None:
+    """The results dict at ``path`` if it exists and has this module's :data:`SCHEMA`, else None
+    (older files lack what the pages show)."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        data = json.loads(p.read_text())
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+
+
+def benchmark_results() -> dict | None:
+    """The committed benchmark results (``benchmarks/results/tip_im.json`` beside the facelab
+    package in a source checkout) if present and of the current :data:`SCHEMA`, else None, e.g.
+    when facelab is pip-installed."""
+    from pathlib import Path
+
+    return load_results(Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "tip_im.json")
