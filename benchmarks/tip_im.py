@@ -4,7 +4,9 @@
    with k = 10 targets, batched as in :func:`facelab.methods.tip_im`) against its floor, the model
    passes it cannot avoid timed bare in the same run; and Alg. 1 written as the literal loop over
    the targets for comparison.
-2. ``tip_im.md`` (claims, with verdicts) and ``tip_im_full.md`` (every model):
+2. ``tip_im.md`` (claims, with verdicts) and ``tip_im_full.md`` (every model), both rendered from
+   ``tip_im.json`` alone (:func:`facelab.experiments.tip_im_report.render`, ``render_full``; the
+   verdicts are computed in :mod:`facelab.experiments.tip_im_claims`; ``*_fast`` names in a smoke run):
    the §5.1 protocol of :mod:`facelab.experiments.tip_im` on the offline set (or ``--data``),
    one white-box surrogate (mobileface), every other pool model a black box:
    (a) multi-target TIP-IM beats the single-target baseline on black-box
@@ -29,9 +31,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from facelab.experiments.tip_im import run_protocol, summarize
+from facelab.experiments.tip_im import SCHEMA, run_protocol
+from facelab.experiments.tip_im_claims import claims as claims_over_seeds
+from facelab.experiments.tip_im_report import render, render_full
 from facelab.faces import face_set
-from facelab.metrics.claims import compare_paired, over_seeds, paired_bootstrap_ci, verdict
 from facelab.methods.tip_im import tip_im
 from facelab.models import load
 from facelab.ops import accumulate_momentum, clip_to_budget
@@ -43,6 +46,7 @@ EPS, ALPHA, MU = 12 / 255, 1.5 / 255, 1.0
 # near zero on this pool and no claim about transfer can be seen
 DIVERSITY = 1.0
 GAMMAS = (0.0, 10.0, 30.0, 100.0)
+GALLERY_CAP = 4  # gallery photos per identity (the video subjects' near-identical frames would fill it)
 
 
 def naive_greedy_step(model, x_adv, x, f_real, f_tgt, g):
@@ -147,143 +151,13 @@ def cost(args, fast: bool) -> None:
                 "CPU than mobileface's plain ones.")
 
 
-def _pairs(rows, method: str, gamma: float = 0.0, key: str = "R1-T per probe"):
-    """Per (black-box model, probe) outcomes of one setting, and each pair's probe (the cluster:
-    the same probe faces every model, so its pairs are correlated)."""
-    sel = [r for r in rows if r["method"] == method and r["gamma"] == gamma and r["box"] == "black"]
-    values = [v for r in sel for v in r[key]]
-    clusters = [p for r in sel for p in r["probe ids"]]
-    return values, clusters
-
-
-def _paired(rows, a: tuple, b: tuple) -> tuple[str, tuple]:
-    """"A beats B" on black-box R1-T: the worded result, and (effect, CI, p) for the seeds table."""
-    va, clusters = _pairs(rows, *a)
-    vb, _ = _pairs(rows, *b)
-    c = compare_paired(va, vb, clusters=clusters)
-    return f"**{c.verdict}**: {c.summary()}", (c.rate_a - c.rate_b, c.ci, c.p)
-
-
-def _beyond_chance(rows, summ, a: str, b: str) -> tuple[str, tuple]:
-    """"A beats B" on black-box R1-T after subtracting each method's chance level
-    (the rate a random ranking of the gallery would give): the rate difference's
-    CI shifted by the difference of chance levels; no sign test (it cannot see chance)."""
-    va, clusters = _pairs(rows, a)
-    vb, _ = _pairs(rows, b)
-    c = compare_paired(va, vb, clusters=clusters)
-    ca, cb = summ.one(method=a, gamma=0.0)["chance R1-T"], summ.one(method=b, gamma=0.0)["chance R1-T"]
-    shift = ca - cb
-    effect, lo, hi = c.rate_a - c.rate_b - shift, c.ci[0] - shift, c.ci[1] - shift
-    return (f"**{verdict(effect, (lo, hi))}**: above chance {a} {c.rate_a - ca:+.3f}, {b} {c.rate_b - cb:+.3f}; "
-            f"difference {effect:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}] (n = {c.n})"), (effect, (lo, hi), None)
-
-
-def _quality_steps(rows, gammas) -> tuple[str, list]:
-    """(b) per consecutive γ step: the paired change of per-probe PSNR and SSIM, CI over probes."""
-    out, stats = [], []
-    for key in ("PSNR", "SSIM"):
-        per = {g: next(r for r in rows if r["method"] == "G" and r["gamma"] == g)[f"{key} per probe"] for g in gammas}
-        parts = []
-        for g0, g1 in zip(gammas, gammas[1:]):
-            e, lo, hi = paired_bootstrap_ci(per[g1], per[g0])
-            parts.append(f"γ {g0:g}→{g1:g}: {e:+.3f} [{lo:+.3f}, {hi:+.3f}] {verdict(e, (lo, hi))}")
-            stats.append((f"(b) {key} rises, γ {g0:g}→{g1:g} (G; change per probe)", (e, (lo, hi), None)))
-        out.append(f"{key}: " + "; ".join(parts))
-    return "<br>".join(out), stats
-
-
-def _measure(rows, gammas) -> tuple[list[list[str]], list[tuple[str, tuple]]]:
-    """One seed's claims: the worded table rows (as the one-seed table always had them) and, per
-    claim, ``(label, (effect, CI, p))`` for the table over seeds."""
-    summ = summarize(rows)
-    g0 = summ.one(method="G", gamma=0.0)
-    single = summ.one(method="single", gamma=0.0)
-    stats = []
-
-    def keep(label, worded_and_stats):
-        worded, st = worded_and_stats
-        stats.append((label, st))
-        return worded
-
-    table = [
-        ["(a) multi-target G beats single-target on black-box R1-T",
-         f"G {g0['black R1-T']:.3f} (chance {g0['chance R1-T']:.3f}) vs single {single['black R1-T']:.3f} "
-         f"(chance {single['chance R1-T']:.3f})",
-         keep("(a) G − single, black-box R1-T", _paired(rows, ("G",), ("single",)))],
-        ["(a′) the same, each rate minus its chance level (G aims at k targets, so a random ranking already "
-         "hits one more often)", f"G {g0['black R1-T'] - g0['chance R1-T']:+.3f} vs single "
-         f"{single['black R1-T'] - single['chance R1-T']:+.3f}",
-         keep("(a′) G − single, black-box R1-T above chance", _beyond_chance(rows, summ, "G", "single"))],
-    ]
-    worded, quality = _quality_steps(rows, gammas)
-    table.append(["(b) raising γ raises PSNR and SSIM (G)", "per-probe change, mean [95% CI]", worded])
-    for m in ("G1", "G2", "random"):
-        table.append([f"(c) G beats {m} on black-box R1-T",
-                      f"G {g0['black R1-T']:.3f} vs {m} {summ.one(method=m, gamma=0.0)['black R1-T']:.3f}",
-                      keep(f"(c) G − {m}, black-box R1-T", _paired(rows, ("G",), (m,)))])
-    table += [
-        ["(d) input diversity raises black-box R1-T (G, p = 1 vs p = 0)",
-         f"{g0['black R1-T']:.3f} vs {summ.one(method='G, no diversity', gamma=0.0)['black R1-T']:.3f}",
-         keep("(d) G with − without input diversity, black-box R1-T", _paired(rows, ("G",), ("G, no diversity",)))],
-        ["paper vs released code: which transfers better? (G, both with input diversity)",
-         f"released code {summ.one(method='G, released code', gamma=0.0)['black R1-T']:.3f} vs paper "
-         f"{g0['black R1-T']:.3f}",
-         keep("released code − paper (G), black-box R1-T (no predicted direction)",
-              _paired(rows, ("G, released code",), ("G",)))],
-    ]
-    # (b) sits after (a′) in the seeds table too
-    stats[2:2] = quality
-    return table, stats
-
-
-def _seed_cell(effect, ci, p) -> str:
-    v = verdict(effect, ci, p)
-    ci_text = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci is not None else ""
-    p_text = f", p = {p:.2g}" if p is not None else ""
-    return f"{effect:+.3f}{ci_text}{p_text}: {v}"
-
-
-def _seeds_table(seeds, stats_by_seed) -> tuple[list[str], list[list[str]], list[dict]]:
-    """Header, rows and JSON records of the claims over seeds: each seed's own effect, CI and verdict,
-    the spread of the effects, and in how many seeds each verdict holds (seeds are not pooled)."""
-    labels = [label for label, _ in stats_by_seed[seeds[0]]]
-    header = ["claim (effect: A − B)", *(f"seed {s}" for s in seeds), "spread over seeds (min … max; mean ± sd)",
-              "verdict over seeds"]
-    rows, records = [], []
-    for i, label in enumerate(labels):
-        per = {s: stats_by_seed[s][i][1] for s in seeds}
-        spread = over_seeds(per)
-        rows.append([label, *(_seed_cell(*per[s]) for s in seeds), spread.spread(),
-                     ("**" if spread.stable else "") + spread.verdicts_summary() + ("**" if spread.stable else "")])
-        records.append({"claim": label, "seeds": list(seeds), "effects": list(spread.effects),
-                        "ci": [list(per[s][1]) if per[s][1] is not None else None for s in seeds],
-                        "p": [per[s][2] for s in seeds], "verdicts": list(spread.verdicts),
-                        "min": spread.low, "max": spread.high, "mean": spread.mean, "sd": spread.sd,
-                        "stable": spread.stable})
-    return header, rows, records
-
-
-def _rates_table(seeds, rows_by_seed) -> str:
-    """Black-box R1-T (and its chance level) of every setting, per seed."""
-    summs = {s: summarize(rows_by_seed[s]) for s in seeds}
-    keys = [(r["method"], r["gamma"]) for r in summs[seeds[0]]]
-    head = ["method", "γ", *(f"black R1-T, seed {s} (chance)" for s in seeds), "min … max"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for method, gamma in keys:
-        vals = []
-        for s in seeds:
-            r = next(x for x in summs[s] if x["method"] == method and (x["gamma"] == gamma or gamma != gamma))
-            vals.append((r["black R1-T"], r["chance R1-T"]))
-        g = "—" if gamma != gamma else f"{gamma:g}"
-        lines.append("| " + " | ".join([method, g, *(f"{v:.3f} ({c:.3f})" for v, c in vals),
-                                        f"{min(v for v, _ in vals):.3f} … {max(v for v, _ in vals):.3f}"]) + " |")
-    return "\n".join(lines)
-
-
 DEFAULT_SEEDS = (0, 1, 2)
 
 
 def claims(args, fast: bool) -> None:
+    """Run the §5.1 protocol once per seed, save every row and setting in ``tip_im.json`` (``tip_im_fast.json``
+    under FACELAB_FAST=1) and write ``tip_im.md`` and ``tip_im_full.md`` from it
+    (:mod:`facelab.experiments.tip_im_report`; the claims: :mod:`facelab.experiments.tip_im_claims`)."""
     steps = 8 if fast else 50
     probes = 1 if fast else 4
     gammas = GAMMAS[:2] if fast else GAMMAS
@@ -301,87 +175,39 @@ def claims(args, fast: bool) -> None:
     black = ("mobilefacenet", "faceapi-resnet") if fast else None
     data = getattr(args, "data", None) or "offline"
     faces = face_set(data)
-    command = "python -m benchmarks tip_im" + ("" if data == "offline" else f" --data {data}")
+    command = ("FACELAB_FAST=1 " if fast else "") + "python -m benchmarks tip_im" + (
+        "" if data == "offline" else f" --data {data}")
     if list(seeds) != list(DEFAULT_SEEDS):
         command += " --seeds " + " ".join(map(str, seeds))
-    data_name = "facelab offline set" if data == "offline" else f"{faces.name} ({faces.credit})"
-    rows_by_seed, tables, stats_by_seed, minutes = {}, {}, {}, {}
+    rows_by_seed, minutes = {}, {}
     for seed in seeds:
         print(f"-- seed {seed}", flush=True)
         t0 = time.perf_counter()
         rows = run_protocol(faces, surrogate="mobileface", black_boxes=black, settings=settings, steps=steps,
                             eps=EPS, alpha=ALPHA, mu=MU, diversity_prob=DIVERSITY, probes_per_identity=probes,
-                            max_gallery_per_identity=4, seed=seed)
+                            max_gallery_per_identity=GALLERY_CAP, seed=seed)
         minutes[seed] = (time.perf_counter() - t0) / 60
         rows_by_seed[seed] = rows
-        tables[seed], stats_by_seed[seed] = _measure(rows, gammas)
-    first = seeds[0]
-    rows = rows_by_seed[first]
-    n = rows[0]["probes"]
-    black_models = sorted({r["model"] for r in rows if r["box"] == "black"})
-    overlap = set(rows_by_seed[seeds[0]][0]["probe ids"])
-    for s in seeds[1:]:
-        overlap &= set(rows_by_seed[s][0]["probe ids"])
-    seed_header, seed_rows, seed_records = _seeds_table(seeds, stats_by_seed)
-    seed_list = ", ".join(map(str, seeds))
-    randomness = (
-        f"What a seed changes: `run_protocol(seed=…)` hands the same seed to two places. (1) The split, "
-        f"`make_protocol` (NumPy): the order of each identity's photos, and with it which of them are its probes "
-        f"(the first up to {probes}), which one is its target image for the other identities, and which of the rest "
-        f"enter the gallery (capped at 4 per identity); and the order of each probe group's target identities, so "
-        f"which identity the single-target baseline aims at (targets[0]). (2) The method, `tip_im` (a torch "
-        f"generator restarted from the seed for every probe group and every setting): the input-diversity draw of "
-        f"each step (resize size and pad offset), the self-augmentation of the MMD reference batch (rotation, "
-        f"projective, brightness), TIP-IM-Rand's target per image and step, and the released code's affine + "
-        f"rotation jitter. Fixed across seeds: the face set, the identities and their k = {rows[0]['targets']} "
-        f"targets, the models, ε, α, T and the bootstrap's own seed (0). So the seeds are not independent "
-        f"replications: they re-draw the split of the same {len(faces.labels)} photos ({len(overlap)} of the "
-        f"{n} probes are probes in every seed) and the attack's randomness, on the same identities and models.")
-    note = (f"Data: {data_name}, {rows[0]['mode']} protocol, {n} protected probes, {rows[0]['targets']} target "
-            f"identities per probe, gallery of {rows[0]['gallery']} images (capped at 4 per identity). Surrogate (white "
-            f"box): mobileface; {len(black_models)} black-box models: {', '.join(black_models)}. "
-            f"ε = 12/255 (L∞), α = 1.5/255, μ = 1, T = {steps}, input diversity p = {DIVERSITY:g} (resize-and-pad, every "
-            f"setting but 'G, no diversity'); D_f on L2-normalised features; MMD on pixels with 16-image "
-            f"self-augmentation; γ is on facelab's MMD scale (not the paper's). 'G, released code' is "
-            f"`tip_im(variant=\"released_code\")`: the authors' run.py where it differs from Alg. 1 (momentum in each "
-            f"candidate's step, affine + rotation diversity every iteration, plain L2 gains on raw features) with its "
-            f"step α = 1.5·ε/T = {1.5 * 12 / steps:.2f}/255. The single-target baseline aims at targets[0] "
-            f"(`target_index=0`) and is scored against that identity.\n\n"
-            f"Statistics: the unit of (a), (c), (d) and the paper-vs-code row is a probe-model pair ({n} probes × {len(black_models)} black-box models "
-            f"= {n * len(black_models)} pairs); pairs of one probe are correlated, so the 95% CI of the rate difference "
-            f"is a bootstrap over probes (whole clusters), and the exact sign test counts discordant pairs (optimistic "
-            f"for the same reason). A verdict says 'holds' only when the sign test gives p < 0.05 and the CI excludes 0 "
-            f"(`facelab.metrics.claims.verdict`). (b) is a paired bootstrap over the {n} probes. Chance: the Rank-N-T "
-            f"a uniformly random ranking of the gallery would give, per probe's own target images. The single-target "
-            f"baseline is scored against its one target, every other method against its k targets, so their chance "
-            f"levels differ. 'seconds' is wall time on a shared machine (noisy).")
-    seeds_text = (
-        f"Each seed ({seed_list}) runs the whole protocol and gets its own test and verdict; the seeds are **not "
-        f"pooled** into one test, because they are not independent samples: the same faces, identities and models "
-        f"come back in every seed, and the probes overlap between seeds. A claim's spread is the min … max and mean ± sd of its "
-        f"effect over the {len(seeds)} seeds; 'verdict over seeds' counts the seeds in which each verdict holds "
-        f"(`facelab.metrics.claims.over_seeds`), in bold when every seed agrees. {randomness}\n\n"
-        f"Minutes per seed: " + ", ".join(f"seed {s} {minutes[s]:.1f}" for s in seeds)
-        + f"; total {sum(minutes.values()):.1f} min.")
-    body = (f"{seeds_text}\n\n{note}\n\n## Black-box Rank-1-T per setting and seed\n\n{_rates_table(seeds, rows_by_seed)}"
-            f"\n\n## Seed {first} in detail\n\n| claim | measured | verdict and statistics |\n|---|---|---|\n"
-            + "\n".join("| " + " | ".join(r) + " |" for r in tables[first])
-            + f"\n\n## Summary per method, seed {first}\n\n" + summarize(rows).to_markdown())
-    write_table(args.out / "tip_im.md", f"TIP-IM: the paper's qualitative claims on facelab's pool, over seeds {seed_list}",
-                command, seed_header, seed_rows, body)
-    cols = ["method", "gamma", "model", "box", "R1-T", "chance R1-T", "R5-T", "chance R5-T", "R1-UT", "R5-UT",
-            "PSNR", "SSIM", "MMD", "seconds"]
-    full = "\n\n".join(f"## Seed {s}\n\n{rows_by_seed[s].to_markdown(cols)}" for s in seeds)
-    text = (f"# TIP-IM: every model ({'offline set' if data == 'offline' else faces.name}), seeds {seed_list}\n\n"
-            f"Command: `{command}`  \nMachine: {machine_line(torch.get_num_threads())}\n\n{note}\n\n{randomness}\n\n"
-            f"{full}\n")
-    (args.out / "tip_im_full.md").write_text(text)
-    # every row with its per-probe outcomes, so tables and figures can be redrawn without a rerun: "rows" is
-    # the first seed's (what facelab.viz.tip_im reads), "rows of other seeds" the rest, by seed
-    (args.out / "tip_im.json").write_text(json.dumps(
-        {"command": command, "note": note, "seeds": seeds, "what a seed changes": randomness, "rows": list(rows),
-         "rows of other seeds": {str(s): list(rows_by_seed[s]) for s in seeds if s != first},
-         "claims over seeds": seed_records}, indent=1))
+    results = {"schema": SCHEMA, "fast": fast, "command": command, "machine": machine_line(torch.get_num_threads()),
+               "data": {"arg": data, "name": faces.name, "credit": faces.credit, "photos": len(faces.labels)},
+               "params": {"surrogate": "mobileface", "black_boxes": list(black) if black else None, "steps": steps,
+                          "eps": EPS, "alpha": ALPHA, "mu": MU, "diversity_prob": DIVERSITY,
+                          "probes_per_identity": probes, "max_gallery_per_identity": GALLERY_CAP, "gammas": list(gammas),
+                          "settings": [list(s) for s in settings]},
+               "seeds": seeds, "minutes": {str(s): m for s, m in minutes.items()},
+               # every row with its per-probe outcomes: "rows" is the first seed's (what facelab.viz.tip_im reads),
+               # "rows of other seeds" the rest, by seed; the pages are rendered from this dict alone
+               "rows": list(rows_by_seed[seeds[0]]),
+               "rows of other seeds": {str(s): list(rows_by_seed[s]) for s in seeds[1:]}}
+    results["claims over seeds"] = claims_over_seeds(results)["over seeds"]
+    stem = "tip_im" + ("_fast" if fast else "")  # a smoke run never overwrites the committed results
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1) + "\n")
+    # the pages from the JSON as saved (so a re-render of it gives the same bytes)
+    saved = json.loads((args.out / f"{stem}.json").read_text())
+    text = render(saved)
+    (args.out / f"{stem}.md").write_text(text)
+    (args.out / f"{stem}_full.md").write_text(render_full(saved))
+    print(text)
 
 
 def main(args) -> None:
