@@ -134,7 +134,8 @@ def cost(args, fast: bool) -> None:
                          f"{t[variant] / t[floor]:.2f}×"])
         rows.append([name, "greedy, Alg. 1 as a loop", f"{t['naive'] * 1e3:.0f}", f"{t['floor k'] * 1e3:.0f}",
                      f"f+b ({k}) + f ({k})", f"{t['naive'] / t['floor k']:.2f}×"])
-    write_table(args.out / "tip_im_cost.md", "TIP-IM: one step of each variant against its floor (1 photo, k = 10 targets)",
+    write_table(args.out / ("tip_im_cost_fast.md" if fast else "tip_im_cost.md"),  # a smoke run keeps the table
+                "TIP-IM: one step of each variant against its floor (1 photo, k = 10 targets)",
                 "python -m benchmarks.tip_im --part cost",
                 ["surrogate", "step", "ms per step", "floor ms", "floor passes (batch)", "step / floor"],
                 rows,
