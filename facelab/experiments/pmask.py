@@ -38,6 +38,10 @@ from ..metrics.quality import psnr, ssim
 #: faces per forward when this protocol embeds a set (part of its results' recipe)
 EMBED_BATCH = 64
 
+SCHEMA = 2
+"""Version of the results dict ``python -m benchmarks pmask`` writes (``pmask.json``): 2 holds everything its page
+shows (settings, focal-diversity ranking, machine, every run's per-probe outcomes under ``"runs"``)."""
+
 
 @dataclass
 class Split:
@@ -230,3 +234,25 @@ def evaluate(run: Run, split: Split, crops: torch.Tensor, models: Sequence[nn.Mo
 
 
 LogFn = Callable[[str], None] | None
+
+
+def load_results(path) -> dict | None:
+    """A PMask results dict (``pmask.json``) of the current :data:`SCHEMA`, or None when the file is
+    absent or of another schema (an older run: rerun ``python -m benchmarks pmask``)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+
+
+def benchmark_results() -> dict | None:
+    """The committed benchmark results (``benchmarks/results/pmask.json`` beside the facelab package in a
+    source checkout) if present and current, else None — e.g. when facelab is pip-installed."""
+    from pathlib import Path
+
+    return load_results(Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "pmask.json")
+
