@@ -98,6 +98,9 @@ QUALITY = ("facelab/metrics/quality.py",)
 EM = tuple(f"facelab/methods/erasable_mask/{n}.py" for n in ("checkpoint", "data", "evaluate", "losses", "model",
                                                             "nets", "train"))
 
+# the code that words a page from its JSON (a re-render reads only this)
+PMASK_PAGE = ("facelab/experiments/pmask_claims.py", "facelab/experiments/pmask_report.py")
+
 SUITES: dict[str, Suite] = {
     "models": Suite(
         outputs=(f"{RESULTS}/models.md",),
@@ -118,7 +121,8 @@ SUITES: dict[str, Suite] = {
         command="python -m benchmarks.tip_im --part cost"),
     "tip_im": Suite(
         outputs=(f"{RESULTS}/tip_im.md", f"{RESULTS}/tip_im_full.md", f"{RESULTS}/tip_im.json"),
-        inputs=_files(("benchmarks/tip_im.py", "facelab/experiments/tip_im.py", "facelab/metrics/identification.py"),
+        inputs=_files(("benchmarks/tip_im.py", "facelab/experiments/tip_im.py", "facelab/metrics/identification.py",
+                       "facelab/experiments/tip_im_claims.py", "facelab/experiments/tip_im_report.py"),
                       TIMING, TIP_IM, CLAIMS, EVALUATION, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
         command="python -m benchmarks.tip_im --part claims"),
     "targeted_anonymization": Suite(
@@ -139,15 +143,16 @@ SUITES: dict[str, Suite] = {
     "pmask": Suite(
         outputs=(f"{RESULTS}/pmask.md", f"{RESULTS}/pmask.json"),
         inputs=_files(("benchmarks/pmask.py", "facelab/methods/pmask.py", "facelab/methods/fawkes.py",
-                       "facelab/experiments/pmask.py", "facelab/metrics/diversity.py"),
+                       "facelab/experiments/pmask.py", "facelab/metrics/diversity.py"), PMASK_PAGE,
                       TIP_IM, TIMING, CLAIMS, EVALUATION, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
         command="python -m benchmarks pmask --threads 2",
-        render_inputs=("benchmarks/pmask.py", *CLAIMS)),
+        render_inputs=("benchmarks/pmask.py", *PMASK_PAGE, *CLAIMS, "facelab/evaluation/tables.py")),
     "pmt": Suite(
         outputs=(f"{RESULTS}/pmt.md", f"{RESULTS}/pmt.json"),
         inputs=_files(("benchmarks/pmt.py", "facelab/methods/pmt.py", "facelab/methods/recface.py",
                        "facelab/methods/reconstruction.py", "facelab/experiments/pmt.py", "facelab/metrics/privacy.py",
-                       "facelab/models/shallow.py", "facelab/models/attributes.py", OPS["smoothing"]),
+                       "facelab/models/shallow.py", "facelab/models/attributes.py", OPS["smoothing"],
+                       "facelab/experiments/pmt_claims.py", "facelab/experiments/pmt_report.py"),
                       TIMING, CLAIMS, EVALUATION, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
         command="python -m benchmarks pmt --threads 2"),
     "protect": Suite(
