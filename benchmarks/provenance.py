@@ -137,7 +137,9 @@ SUITES: dict[str, Suite] = {
         command="python -m benchmarks targeted_anonymization"),
     "erasable_mask": Suite(
         outputs=(f"{RESULTS}/erasable_mask.md", f"{RESULTS}/erasable_mask.json"),
-        inputs=_files(("benchmarks/erasable_mask.py", "facelab/models/attributes.py"), EM, BASELINES, TIMING, CLAIMS,
+        inputs=_files(("benchmarks/erasable_mask.py", "facelab/models/attributes.py", "facelab/experiments/erasable_mask.py",
+                       "facelab/experiments/erasable_mask_claims.py", "facelab/experiments/erasable_mask_report.py"),
+                      EM, BASELINES, TIMING, CLAIMS,
                       QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
         command="python -m benchmarks erasable_mask --threads 1"),
     "pmask": Suite(
