@@ -31,13 +31,12 @@ dict and :mod:`facelab.experiments.erasable_mask_report` words the page
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import torch
 
+from . import results as _results
 from .erasable_mask_claims import BASE  # the default checkpoint, against which every ablation is compared
 
 SCHEMA = "facelab.erasable_mask/1"
@@ -116,23 +115,16 @@ def baselines(x: torch.Tensor, white: Mapping, face_models: Mapping, l2_budget: 
 
 
 def load_results(path) -> dict | None:
-    """The results dict at ``path`` if it exists and has this module's
-    :data:`SCHEMA`, else None (an older file lacks what the page shows)."""
-    p = Path(path)
-    if not p.is_file():
-        return None
-    try:
-        data = json.loads(p.read_text())
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+    """The results dict at ``path`` if it exists and has this module's :data:`SCHEMA`, else None
+    (an older file lacks what the page shows)."""
+    return _results.load_results(path, SCHEMA)
 
 
 def benchmark_results() -> dict | None:
-    """The committed benchmark results (``benchmarks/results/erasable_mask.json``
-    beside the facelab package in a source checkout) if present and of the
-    current :data:`SCHEMA`, else None — e.g. when facelab is pip-installed."""
-    return load_results(Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "erasable_mask.json")
+    """The committed benchmark results (``benchmarks/results/erasable_mask.json`` beside the facelab
+    package in a source checkout) if present and of the current :data:`SCHEMA`, else None — e.g. when
+    facelab is pip-installed."""
+    return _results.committed_results("erasable_mask", SCHEMA)
 
 
 __all__ = ["SCHEMA", "BASE", "WHITE", "BLACK", "VARIANTS", "DISTORTIONS", "FAR", "units", "evaluate_variant",

@@ -34,6 +34,7 @@ from ..methods.fawkes import fawkes, select_target
 from ..methods.pmask import pmask
 from ..methods.tip_im import tip_im
 from ..metrics.quality import psnr, ssim
+from . import results as _results
 
 #: faces per forward when this protocol embeds a set (part of its results' recipe)
 EMBED_BATCH = 64
@@ -237,22 +238,13 @@ LogFn = Callable[[str], None] | None
 
 
 def load_results(path) -> dict | None:
-    """A PMask results dict (``pmask.json``) of the current :data:`SCHEMA`, or None when the file is
-    absent or of another schema (an older run: rerun ``python -m benchmarks pmask``)."""
-    import json
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+    """The results dict at ``path`` if it exists and has this module's :data:`SCHEMA`, else None
+    (an older file lacks what the page shows)."""
+    return _results.load_results(path, SCHEMA)
 
 
 def benchmark_results() -> dict | None:
-    """The committed benchmark results (``benchmarks/results/pmask.json`` beside the facelab package in a
-    source checkout) if present and current, else None — e.g. when facelab is pip-installed."""
-    from pathlib import Path
-
-    return load_results(Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "pmask.json")
-
+    """The committed benchmark results (``benchmarks/results/pmask.json`` beside the facelab package
+    in a source checkout) if present and of the current :data:`SCHEMA`, else None — e.g. when facelab
+    is pip-installed."""
+    return _results.committed_results("pmask", SCHEMA)

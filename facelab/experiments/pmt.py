@@ -36,6 +36,7 @@ from ..evaluation import embed
 from ..methods.pmt import pmt
 from ..metrics.claims import discordant, paired_bootstrap_ci, paired_signs
 from ..metrics.privacy import strict_decisions
+from . import results as _results
 
 __all__ = ["Protocol", "make_protocol", "obfuscate", "reference_embeddings", "acc_decisions",
            "paired_decisions", "paired_summary", "recface_data", "SCHEMA", "load_results", "benchmark_results"]
@@ -164,24 +165,13 @@ def recface_data(data, protocol: Protocol, per_video: int = 24) -> tuple[torch.T
 
 
 def load_results(path) -> dict | None:
-    """The results dict at ``path`` if it exists and has :data:`SCHEMA`, else None."""
-    import json
-    from pathlib import Path
-
-    p = Path(path)
-    if not p.is_file():
-        return None
-    try:
-        data = json.loads(p.read_text())
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+    """The results dict at ``path`` if it exists and has this module's :data:`SCHEMA`, else None
+    (an older file lacks what the page shows)."""
+    return _results.load_results(path, SCHEMA)
 
 
 def benchmark_results() -> dict | None:
-    """The committed benchmark results (``benchmarks/results/pmt.json`` beside the
-    facelab package in a source checkout) if present and of the current
-    :data:`SCHEMA`, else None — e.g. when facelab is pip-installed."""
-    from pathlib import Path
-
-    return load_results(Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "pmt.json")
+    """The committed benchmark results (``benchmarks/results/pmt.json`` beside the facelab package
+    in a source checkout) if present and of the current :data:`SCHEMA`, else None — e.g. when facelab
+    is pip-installed."""
+    return _results.committed_results("pmt", SCHEMA)

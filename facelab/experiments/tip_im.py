@@ -41,6 +41,7 @@ from ..metrics.claims import chance_top_n
 from ..metrics.identification import identification_rates, rank_n_targeted, similarity_matrix
 from ..metrics.quality import mmd as mmd_metric
 from ..metrics.quality import psnr, ssim
+from . import results as _results
 
 
 # -- the protocol -------------------------------------------------------------
@@ -307,24 +308,12 @@ SCHEMA = 2
 
 def load_results(path) -> dict | None:
     """The results dict at ``path`` if it exists and has this module's :data:`SCHEMA`, else None
-    (older files lack what the pages show)."""
-    import json
-    from pathlib import Path
-
-    p = Path(path)
-    if not p.is_file():
-        return None
-    try:
-        data = json.loads(p.read_text())
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+    (an older file lacks what the page shows)."""
+    return _results.load_results(path, SCHEMA)
 
 
 def benchmark_results() -> dict | None:
-    """The committed benchmark results (``benchmarks/results/tip_im.json`` beside the facelab
-    package in a source checkout) if present and of the current :data:`SCHEMA`, else None, e.g.
-    when facelab is pip-installed."""
-    from pathlib import Path
-
-    return load_results(Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "tip_im.json")
+    """The committed benchmark results (``benchmarks/results/tip_im.json`` beside the facelab package
+    in a source checkout) if present and of the current :data:`SCHEMA`, else None — e.g. when facelab
+    is pip-installed."""
+    return _results.committed_results("tip_im", SCHEMA)
