@@ -128,3 +128,12 @@ def test_load_results_takes_only_the_current_schema(tmp_path):
     assert E.load_results(path) == json.loads(json.dumps(results()))
     path.write_text(json.dumps({"pmask": {}, "team": ["a"]}))  # the schema before: no "schema" key
     assert E.load_results(path) is None
+
+
+def test_committed_page_is_the_render_of_the_committed_json():
+    R = E.benchmark_results()
+    if R is None:
+        pytest.skip("benchmarks/results/pmask.json is absent or of an older schema (rerun python -m benchmarks pmask)")
+    from facelab.experiments.results import RESULTS_DIR
+
+    assert render(R) == (RESULTS_DIR / "pmask.md").read_text()
