@@ -2,7 +2,6 @@
 results dicts whose answers are known: no model runs, the per-probe outcomes are given."""
 import json
 import math
-import re
 from pathlib import Path
 
 import pytest
@@ -228,27 +227,3 @@ def test_the_committed_results_render_to_the_committed_pages():
         pytest.skip("no benchmarks/results/tip_im.json of the current schema (rerun python -m benchmarks tip_im)")
     assert R.render(R_) == (RESULTS / "tip_im.md").read_text()
     assert R.render_full(R_) == (RESULTS / "tip_im_full.md").read_text()
-
-
-def test_the_committed_results_of_the_old_layout_render_to_the_committed_pages():
-    """The JSON written before schema 2 lacks the machine line and the minutes per seed (taken
-    here from the committed page) and holds T, the probe cap and the photo count only in its prose;
-    with those, the report reproduces the pages the old benchmark code wrote, byte for byte."""
-    path = RESULTS / "tip_im.json"
-    if not path.is_file():
-        pytest.skip("no benchmarks/results/tip_im.json")
-    old = json.loads(path.read_text())
-    if "schema" in old:
-        pytest.skip("the committed JSON has a schema: test_the_committed_results_render_to_the_committed_pages")
-    page = (RESULTS / "tip_im.md").read_text()
-    machine = re.search(r"^Machine: (.*)$", page, re.M).group(1)
-    minutes = dict(re.findall(r"seed (\d+) (\d+\.\d)", page.split("Minutes per seed:")[1].split("\n")[0]))
-    R_ = {**old, "schema": E.SCHEMA, "machine": machine, "minutes": {s: float(m) for s, m in minutes.items()},
-          "data": {"arg": "offline", "name": "offline", "credit": "",
-                   "photos": int(re.search(r"same (\d+) photos", old["what a seed changes"]).group(1))},
-          "params": {"surrogate": "mobileface", "steps": int(re.search(r"T = (\d+)", old["note"]).group(1)),
-                     "eps": 12 / 255, "alpha": 1.5 / 255, "mu": 1.0, "diversity_prob": 1.0, "max_gallery_per_identity": 4,
-                     "probes_per_identity": int(re.search(r"the first up to (\d+)", old["what a seed changes"]).group(1))}}
-    assert R.render(R_) == page
-    assert R.render_full(R_) == (RESULTS / "tip_im_full.md").read_text()
-    assert C.claims(R_)["over seeds"] == old["claims over seeds"]
