@@ -75,15 +75,14 @@ def _cached_evaluation(name: str, key: str, run) -> dict:
     """A variant's evaluation, reused while its checkpoint, the faces and the
     evaluation code are unchanged (``key``), so adding one ablation does not
     re-evaluate the others."""
+    from facelab.cache import atomic_write
     from facelab.methods.erasable_mask.checkpoint import checkpoint_dir
 
     path = checkpoint_dir() / f"eval-{name}-{key}.json"
     if path.exists():
         return json.loads(path.read_text())
     res = run()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(res))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(res))
     return res
 
 

@@ -30,7 +30,8 @@ import time
 
 import torch
 
-from facelab.experiments.pmt import SCHEMA, acc_decisions, make_protocol, obfuscate, reference_embeddings
+from facelab.experiments.pmt import (SCHEMA, acc_decisions, make_protocol, obfuscate, recface_data,
+                                     reference_embeddings)
 from facelab.experiments.pmt_report import render
 from facelab.faces import offline_set
 from facelab.methods import recface as R
@@ -150,10 +151,7 @@ def main(args) -> None:
     wb_seconds = time.perf_counter() - t
     print(f"  white-box reconstructions: {wb_seconds:.0f}s", flush=True)
 
-    frames = R.video_frames(24)
-    train_faces = torch.cat([crops[proto.recon_train], frames])
-    data_note = (f"offline set minus the {len(proto.recon_test)} test identities ({len(proto.recon_train)} faces) "
-                 f"+ {len(frames)} extra video frames")
+    train_faces, data_note = recface_data(ds, proto)
     command = "python -m benchmarks pmt" + (" (FACELAB_FAST=1)" if fast else "")
     # refresh: trained (and cached for the notebook) in every run, so the training time below is this run's
     net, prov = R.load_or_train(shallow, train_faces, data=data_note, iterations=rf_iterations, seed=0,
