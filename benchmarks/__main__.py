@@ -1,4 +1,4 @@
-"""python -m benchmarks SUITE [--repeats N] [--threads N] [--out DIR] [--data offline|lfw|folder:PATH]"""
+"""python -m benchmarks SUITE [--repeats N] [--threads N] [--out DIR] [--data offline|lfw|folder:PATH] [--device cpu|cuda]"""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import cost, erasable_mask, faces, pmask, pmt, models, overhead, protect, targeted_anonymization, tip_im
 from . import provenance
+from .timing import add_device_option, device_of
 
 SUITES = {
     "models": models.main,
@@ -31,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="offline",
                    help="face set of the paper benchmarks: offline (default), lfw (internet once) or folder:PATH "
                         "(one sub-folder of photos per identity)")
+    add_device_option(p)
     args = p.parse_args(argv)
+    args.device = device_of(args)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, fn in SUITES.items():
         if args.suite in (name, "all"):

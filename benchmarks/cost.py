@@ -24,7 +24,9 @@ no loss bookkeeping, no reported state).  Per method, what that is:
 A pass is timed as the minimum of 3 repeats after a warm-up, times the count; a method's ratio to
 its floor is what its own bookkeeping, projections and reported state add.  Peak memory is the
 largest heap in use above the run's start (glibc's mallinfo2, sampled every 5 ms): what the run itself
-holds at its busiest, with the models already loaded.
+holds at its busiest, with the models already loaded.  With ``--device cuda`` every time waits for the
+GPU's queued work, and peak memory is the CUDA allocator's peak above the start
+(``torch.cuda.max_memory_allocated``).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ import torch
 from facelab import methods
 from facelab.models import load
 
-from .timing import min_time, write_table
+from .timing import device_flag, device_of, min_time, synchronize, write_table
 
 MODELS = ("mobileface", "facenet-casia")
 AUTHORIZED = "mobilefacenet"  # the second model Targeted Anonymization and its baseline need
@@ -78,8 +80,17 @@ def _in_use_reader() -> tuple[Callable[[], float], str]:
 _IN_USE, MEMORY_SOURCE = _in_use_reader()
 
 
-def _measure(fn: Callable[[], list]) -> tuple[float, float, list]:
-    """Seconds, peak MB in use above the start, and the result of ``fn()``."""
+def _measure(fn: Callable[[], list], device=None) -> tuple[float, float, list]:
+    """Seconds, peak MB in use above the start, and the result of ``fn()`` (on CUDA: the allocator's peak)."""
+    if device is not None and torch.device(device).type == "cuda":
+        synchronize(device)
+        start = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        t0 = time.perf_counter()
+        out = fn()
+        synchronize(device)
+        seconds = time.perf_counter() - t0
+        return seconds, max(0, torch.cuda.max_memory_allocated(device) - start) / 2**20, out
     start, peak, done = _IN_USE(), [0.0], threading.Event()
 
     def sample():
@@ -97,19 +108,20 @@ def _measure(fn: Callable[[], list]) -> tuple[float, float, list]:
     return seconds, max(0.0, max(peak[0], _IN_USE()) - start), out
 
 
-def _faces(size: int):
+def _faces(size: int, device=None):
     """Aligned offline faces at ``size``: probes (one photo of each of the first identities), each
     identity's other photos (up to 4: Targeted Anonymization's user photos), and other people."""
     from facelab.faces import offline_set
 
     data = offline_set(size, log=lambda *a: None)
+    crops = data.crops.to(device)
     by_id: dict[str, list[int]] = {}
     for k, name in enumerate(data.labels):
         by_id.setdefault(name, []).append(k)
     multi = [ids for ids in by_id.values() if len(ids) >= 2][:BATCH]  # the offline set has 8 such identities
-    probes = data.crops[[ids[0] for ids in multi]]
-    own = [data.crops[ids[1:5]] for ids in multi]
-    others = data.crops[[ids[0] for name, ids in by_id.items() if ids not in multi][:TARGETS]]
+    probes = crops[[ids[0] for ids in multi]]
+    own = [crops[ids[1:5]] for ids in multi]
+    others = crops[[ids[0] for name, ids in by_id.items() if ids not in multi][:TARGETS]]
     return probes, own, others
 
 
@@ -132,10 +144,10 @@ def _inputs(info, probes, own, others, idx: list[int], authorized, protector) ->
 
 
 @functools.lru_cache(maxsize=None)
-def _pass(model, n: int, size: int, backward: bool) -> float:
-    """Seconds of one bare pass, timed once per (model, batch, size, direction) and shared by every
+def _bare_pass(model, n: int, size: int, backward: bool, device=None) -> float:
+    """Seconds of one bare pass, timed once per (model, batch, size, direction, device) and shared by every
     method whose floor holds it."""
-    x = torch.rand(n, 3, size, size)
+    x = torch.rand(n, 3, size, size).to(device)
 
     def once():
         if backward:
@@ -145,7 +157,7 @@ def _pass(model, n: int, size: int, backward: bool) -> float:
             with torch.no_grad():
                 model(x)
 
-    return min_time(once, repeats=3, warmup=1)
+    return min_time(once, repeats=3, warmup=1, device=device)
 
 
 @functools.lru_cache(maxsize=None)
@@ -153,8 +165,10 @@ def _shallow(model):
     return model.shallow(5)
 
 
-def _floor(name: str, steps: int, n: int, model, authorized, size: int, targets: int) -> tuple[float | None, str]:
+def _floor(name: str, steps: int, n: int, model, authorized, size: int, targets: int,
+           device=None) -> tuple[float | None, str]:
     """Seconds of the passes the algorithm cannot avoid, and what they are."""
+    _pass = functools.partial(_bare_pass, device=device)
     if name == "erasable_mask":
         return None, "none (its own networks)"
     if name in ("fgsm", "ifgsm", "pgd", "mifgsm", "pmask", "fawkes"):
@@ -177,22 +191,23 @@ def _floor(name: str, steps: int, n: int, model, authorized, size: int, targets:
     raise KeyError(f"no floor defined for {name}: add it to benchmarks/cost.py")
 
 
-def _run(info, x, models_, kw) -> tuple[float, float, int]:
-    seconds, mb, steps = _measure(lambda: list(info(x, models_, **kw)))
+def _run(info, x, models_, kw, device=None) -> tuple[float, float, int]:
+    seconds, mb, steps = _measure(lambda: list(info(x, models_, **kw)), device)
     return seconds, mb, len(steps) - 1
 
 
 def main(args) -> None:
     torch.set_num_threads(args.threads)
+    device = device_of(args)
     from facelab.methods.erasable_mask import exists, load as load_em
 
-    protector = load_em() if exists() else None
-    authorized = load(AUTHORIZED)
+    protector = load_em(device=device) if exists() else None
+    authorized = load(AUTHORIZED, device)
     rows, notes = [], []
     for model_name in MODELS:
-        model = load(model_name)
+        model = load(model_name, device)
         size = model.input_size
-        probes, own, others = _faces(size)
+        probes, own, others = _faces(size, device)
         for name in methods.available():
             info = methods.get(name)
             if name == "erasable_mask" and protector is None:
@@ -204,12 +219,13 @@ def main(args) -> None:
                                                      antialias=True, align_corners=False)
             for n in (1, BATCH):
                 groups = [[i] for i in range(SINGLE)] if n == 1 else [list(range(BATCH))]
-                runs = [_run(info, px[g], [model], _inputs(info, px, own, others, g, authorized, protector))
+                runs = [_run(info, px[g], [model], _inputs(info, px, own, others, g, authorized, protector),
+                             device)
                         for g in groups]
                 seconds = statistics.median(r[0] for r in runs)
                 mb = max(r[1] for r in runs)
                 steps = int(statistics.median(r[2] for r in runs))
-                floor, what = _floor(name, steps, n, model, authorized, size, len(others))
+                floor, what = _floor(name, steps, n, model, authorized, size, len(others), device)
                 per_face = seconds / n
                 ratio = "—" if floor is None else f"{seconds / floor:.2f}×"
                 rows.append([name, f"{model_name} ({size} px)", str(n), str(steps), f"{per_face:.2f}",
@@ -234,6 +250,6 @@ def main(args) -> None:
     if notes:
         notes_text += "  \n" + "  \n".join(notes)
     write_table(args.out / "cost.md", "Cost per protected face, every method, next to its floor",
-                f"python -m benchmarks cost --threads {args.threads}",
+                f"python -m benchmarks cost --threads {args.threads}" + device_flag(device),
                 ["method", "model", "faces at a time", "steps", "s / face", "floor s / face", "method / floor",
-                 "floor passes", "peak MB"], rows, notes_text)
+                 "floor passes", "peak MB"], rows, notes_text, device=device)

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .timing import machine_line, min_time
+from .timing import device_flag, device_of, machine_line, min_time
 
 # what a cached evaluation depends on besides the checkpoint and the faces: a change to any of these re-evaluates
 EVAL_CODE = ("facelab/experiments/erasable_mask.py", "facelab/methods/erasable_mask/evaluate.py",
@@ -58,7 +58,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _eval_key(name: str, xs: torch.Tensor, bs: torch.Tensor) -> str:
-    """The checkpoint's weight checksum, then a digest of the units, the evaluation code and torch's version."""
+    """The checkpoint's weight checksum, then a digest of the units, the evaluation code, torch's version
+    and the device when it is not the CPU (a GPU's rounding differs)."""
     from facelab.methods.erasable_mask.checkpoint import checkpoint_path, read_header
 
     h = hashlib.sha256()
@@ -68,6 +69,8 @@ def _eval_key(name: str, xs: torch.Tensor, bs: torch.Tensor) -> str:
         p = ROOT / rel
         h.update(rel.encode() + (p.read_bytes() if p.exists() else b"<absent>"))
     h.update(torch.__version__.encode())
+    if xs.device.type != "cpu":
+        h.update(str(xs.device).encode())
     return f"{read_header(checkpoint_path(name))[0]['payload_sha256'][:16]}-{h.hexdigest()[:12]}"
 
 
@@ -95,15 +98,17 @@ def main(args) -> str:
 
     threads = getattr(args, "threads", 1) or 1
     torch.set_num_threads(threads)
+    device = device_of(args)
     fast = os.environ.get("FACELAB_FAST") == "1"
     t_start = time.perf_counter()
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     data = em.offline_faces(64)
     x, a = data.split("test")
+    x, a = x.to(device), a.to(device)
     if fast:
         x, a = x[:4], a[:4]
     xs, bs, faces = E.units(x, a)
-    face_models = {n: load(n) for n in (*E.WHITE, *E.BLACK)}
+    face_models = {n: load(n, device) for n in (*E.WHITE, *E.BLACK)}
     white = {n: face_models[n] for n in E.WHITE}
 
     results, missing, models_ = {}, [], {}
@@ -111,7 +116,7 @@ def main(args) -> str:
         if not em.exists(name):
             missing.append(name)
             continue
-        models_[name] = em.load(name)
+        models_[name] = em.load(name, device=device)
         run = lambda: E.evaluate_variant(models_[name], xs, bs, face_models,  # noqa: E731
                                          distortions=needs_distortions(name))
         # a smoke run neither reads nor writes the cache: it cannot hand its numbers to a real run
@@ -124,11 +129,12 @@ def main(args) -> str:
         m = models_[E.BASE]
         one, b1 = xs[:1], bs[:1]
         reps = 2 if fast else getattr(args, "repeats", 20)
-        speed = {"protect_erase_seconds": min_time(lambda: m.erase(m.protect(one, b1)), reps), "repeats": reps}
+        speed = {"protect_erase_seconds": min_time(lambda: m.erase(m.protect(one, b1)), reps, device=device), "repeats": reps}
 
     R = {"schema": E.SCHEMA, "fast": fast, "threads": threads,
-         "command": ("FACELAB_FAST=1 " if fast else "") + f"python -m benchmarks erasable_mask --threads {threads}",
-         "machine": machine_line(threads), "load_average": load_avg, "cpu_count": os.cpu_count(),
+         "command": ("FACELAB_FAST=1 " if fast else "") + f"python -m benchmarks erasable_mask --threads {threads}"
+         + device_flag(device),
+         "machine": machine_line(threads, device), "load_average": load_avg, "cpu_count": os.cpu_count(),
          "data": data.description, "n_faces": int(x.shape[0]), "faces": faces.tolist(), "far": E.FAR,
          "white": list(E.WHITE), "black": list(E.BLACK), "variants": dict(E.VARIANTS),
          "distortions": list(E.DISTORTIONS), "missing": missing, "results": results, "baselines": baselines,

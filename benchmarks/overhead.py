@@ -15,7 +15,7 @@ import facelab
 from facelab.methods import mifgsm
 from facelab.models import load
 
-from .timing import min_time, write_table
+from .timing import device_flag, device_of, min_time, synchronize, write_table
 
 EPS, STEPS, MU = 8 / 255, 10, 1.0
 
@@ -52,11 +52,12 @@ class CosineAsLogits(torch.nn.Module):
         return torch.stack([c, torch.zeros_like(c)], dim=1)
 
 
-def paired_ratio(fn_a, fn_b, rounds: int, warmup: int = 2) -> tuple[float, float, float]:
+def paired_ratio(fn_a, fn_b, rounds: int, warmup: int = 2, device=None) -> tuple[float, float, float]:
     """(median of per-round time(a)/time(b), fastest a, fastest b) over ``rounds``
     rounds that each time a and b back to back, alternating which goes first:
     on a shared, loaded machine both halves of a round see about the same load,
-    so the median paired ratio is far steadier than a ratio of two minima."""
+    so the median paired ratio is far steadier than a ratio of two minima.  On a GPU each run is
+    timed until its queued work is done."""
     import statistics
     import time
 
@@ -68,6 +69,7 @@ def paired_ratio(fn_a, fn_b, rounds: int, warmup: int = 2) -> tuple[float, float
         for key, fn in ((("a", fn_a), ("b", fn_b)) if r % 2 == 0 else (("b", fn_b), ("a", fn_a))):
             t = time.perf_counter()
             fn()
+            synchronize(device)
             times[key] = time.perf_counter() - t
         ratios.append(times["a"] / times["b"])
         best_a, best_b = min(best_a, times["a"]), min(best_b, times["b"])
@@ -80,23 +82,24 @@ def main(args) -> None:
     import torchattacks
 
     torch.set_num_threads(args.threads)
+    device = device_of(args)
     load_at_start = os.getloadavg()[0]
     repeats = args.repeats // 4 or 1
     rounds = args.repeats  # facelab against the bare loop: the ratio the suite is about gets the most runs
     rows = []
     for name in ("mobileface", "facenet-casia"):
-        model = load(name)
-        x = torch.rand(1, 3, model.input_size, model.input_size, generator=torch.Generator().manual_seed(0))
+        model = load(name, device)
+        x = torch.rand(1, 3, model.input_size, model.input_size, generator=torch.Generator().manual_seed(0)).to(device)
         ratio, t_gen, t_bare = paired_ratio(lambda: facelab.run(mifgsm(x, model, eps=EPS, steps=STEPS, mu=MU)),
-                                            lambda: bare_loop(model, x), rounds)
+                                            lambda: bare_loop(model, x), rounds, device=device)
         wrapped = CosineAsLogits(model, model(x).detach())
         atk = torchattacks.MIFGSM(wrapped, eps=EPS, alpha=EPS / STEPS, steps=STEPS, decay=MU)
-        label = torch.zeros(1, dtype=torch.long)
-        t_ta = min_time(lambda: atk(x, label), repeats)
+        label = torch.zeros(1, dtype=torch.long, device=device)
+        t_ta = min_time(lambda: atk(x, label), repeats, device=device)
         rows.append([name, f"{t_bare * 1e3:.0f}", f"{t_gen * 1e3:.0f}", f"{ratio:.3f}",
                      f"{t_ta * 1e3:.0f}", f"{t_gen / t_ta:.2f}"])
     write_table(args.out / "overhead.md", "Stepwise generator overhead (MI-FGSM, 10 steps, batch 1)",
-                f"python -m benchmarks overhead --threads {args.threads} --repeats {args.repeats}",
+                f"python -m benchmarks overhead --threads {args.threads} --repeats {args.repeats}" + device_flag(device),
                 ["model", "bare loop (ms)", "facelab (ms)", "facelab / bare (median of paired runs)",
                  "torchattacks (ms)", "facelab / torchattacks"],
                 rows, "facelab's run also checks its arguments once per call (`facelab.validate`: one read of the "
@@ -106,4 +109,4 @@ def main(args) -> None:
                       "times are the fastest of those rounds, torchattacks' the fastest of "
                       f"{repeats} runs, all after 2 warm-up runs. "
                       f"Load average (1 min): {load_at_start:.1f} when this run started, "
-                      f"{os.getloadavg()[0]:.1f} when it ended, on {os.cpu_count()} cores.")
+                      f"{os.getloadavg()[0]:.1f} when it ended, on {os.cpu_count()} cores.", device=device)

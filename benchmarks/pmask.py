@@ -30,7 +30,7 @@ import torch
 
 from facelab.evaluation import embed
 
-from .timing import machine_line
+from .timing import add_device_option, device_flag, device_of, machine_line, synchronize
 
 DELTAS = (0.5, 1.0)  # (d) compares these two; δ = 1.0 is the main run
 MAX_STEPS = 200  # facelab.methods.pmask's default cap (the paper sets none; Fawkes' 'high' mode runs 150)
@@ -60,15 +60,16 @@ def main(args) -> str:
 
     threads = getattr(args, "threads", 1) or 1
     torch.set_num_threads(threads)
+    device = device_of(args)
     fast = os.environ.get("FACELAB_FAST") == "1"
     t_start = time.time()
     load_start = _load_avg()
     data = getattr(args, "data", None) or "offline"
     fs = face_set(data, 112, log=lambda *a: None)
-    crops, labels = fs.crops, fs.labels
+    crops, labels = fs.crops.to(device), fs.labels
     split = E.make_split(labels, max_gallery=1, max_probes=2, seed=0,
                          identities=_smoke_identities(labels) if fast else None)
-    pool = [load(n) for n in available()]
+    pool = [load(n, device) for n in available()]
     names = [m.name for m in pool]
     by_name = dict(zip(names, pool))
     settings = {"omega": 0.017, "deltas": list(DELTAS), "steps": 6 if fast else MAX_STEPS, "lr": 0.005,
@@ -89,8 +90,9 @@ def main(args) -> str:
     out = args.out
     R: dict = {
         "schema": E.SCHEMA, "fast": fast, "threads": threads,
-        "command": f"python -m benchmarks pmask --threads {threads}" + ("" if data == "offline" else f" --data {data}"),
-        "machine": machine_line(threads),
+        "command": f"python -m benchmarks pmask --threads {threads}" + ("" if data == "offline" else f" --data {data}")
+                   + device_flag(device),
+        "machine": machine_line(threads, device),
         "load_start": load_start, "data": fs.name, "split": split.describe(),
         "probes": split.probes, "faces": split.faces, "models": names, "clean": _j(clean),
         "team": list(top), "median_team": list(median), "settings": settings,
@@ -138,8 +140,10 @@ def _step_cost(model, x, repeats: int = 3) -> float:
     best = float("inf")
     for _ in range(repeats):
         xa = x.clone().requires_grad_(True)
+        synchronize(xa.device)
         t = time.perf_counter()
         model(xa).sum().backward()
+        synchronize(xa.device)
         best = min(best, time.perf_counter() - t)
     return best
 
@@ -172,6 +176,7 @@ if __name__ == "__main__":
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data", default="offline", help="offline (default), lfw or folder:PATH")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    add_device_option(p)
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     {"render": render_main, "all": main}[a.part](a)

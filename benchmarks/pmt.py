@@ -42,7 +42,7 @@ from facelab.metrics.quality import psnr, ssim
 from facelab.models import available, load
 from facelab import steps as _steps
 
-from .timing import machine_line
+from .timing import add_device_option, device_flag, device_of, machine_line, synchronize
 
 AUTHORIZED = "mobileface"
 MR = {"MR-PMT 2": ["mobileface", "mobilefacenet"], "MR-PMT 3": ["mobileface", "mobilefacenet", "faceapi-resnet"]}
@@ -55,6 +55,7 @@ UP_SIGMA = 0.1
 def main(args) -> None:
     fast = os.environ.get("FACELAB_FAST") == "1"
     torch.set_num_threads(args.threads)
+    device = device_of(args)
     load_start = os.getloadavg()[0]
     t_start = time.perf_counter()
     ds = offline_set(112)
@@ -64,13 +65,13 @@ def main(args) -> None:
     rf_fast_iterations = 5 if fast else 60
     one_face_steps = 10 if fast else 200
     proto = make_protocol(ds.labels, ds.sources, n_probes=n_probes)
-    crops = ds.crops
+    crops = ds.crops.to(device)
     x = crops[proto.probes]
-    pool = [load(n) for n in available()]
+    pool = [load(n, device) for n in available()]
     by = {m.name: m for m in pool}
     thresholds = {m.name: m.threshold(FAR) for m in pool}
     gen = torch.Generator().manual_seed(1)
-    server_noise = SERVER_NOISE * torch.randn(x.shape, generator=gen)
+    server_noise = SERVER_NOISE * torch.randn(x.shape, generator=gen).to(device)
     print(f"pmt benchmark: {proto.describe(ds.labels)} steps={steps}", flush=True)
     print(f"  loaded in {time.perf_counter() - t_start:.0f}s", flush=True)
 
@@ -89,14 +90,15 @@ def main(args) -> None:
     x_tilde = {}
     resumed: list[str] = []
     # the slow part (every setting's PMT run) is saved, so a crash in a later section does not lose it
-    from facelab.cache import cache_dir
+    from facelab.cache import atomic_open, cache_dir
 
     from .provenance import inputs_digest
 
-    stage = cache_dir() / "benchmarks" / f"pmt-stage1-{'fast' if fast else 'full'}-{n_probes}-{steps}.pt"
+    stage = cache_dir() / "benchmarks" / (f"pmt-stage1-{'fast' if fast else 'full'}-{n_probes}-{steps}"
+                                          + ("" if device.type == "cpu" else f"-{device.type}") + ".pt")
     inputs = inputs_digest("pmt")  # work saved by other code or data is never resumed
     if stage.exists():
-        saved = torch.load(stage, weights_only=False)
+        saved = torch.load(stage, weights_only=False, map_location=device)
         if saved.get("probes") == proto.probes and saved.get("inputs") == inputs:
             results = {k: v for k, v in saved["results"].items() if k in settings and saved["settings"][k] == settings[k]}
             x_tilde = {k: saved["x_tilde"][k] for k in results}
@@ -109,6 +111,7 @@ def main(args) -> None:
         auth_names = params.pop("_authorized", [AUTHORIZED])
         t = time.perf_counter()
         xt = obfuscate(x, [by[n] for n in auth_names], steps=steps, seed=0, monitor_every=steps, **params)
+        synchronize(device)
         secs = time.perf_counter() - t
         x_tilde[name] = xt
         results[name] = {
@@ -119,10 +122,9 @@ def main(args) -> None:
         }
         d = results[name]["decisions"]
         print(f"  {name}: {secs:.0f}s, acc " + ", ".join(f"{n} {d[n].mean():.2f}" for n in d), flush=True)
-        stage.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"inputs": inputs, "probes": proto.probes, "settings": settings, "results": results, "x_tilde": x_tilde},
-                   str(stage) + ".tmp")
-        os.replace(str(stage) + ".tmp", stage)
+        with atomic_open(stage) as fh:
+            torch.save({"inputs": inputs, "probes": proto.probes, "settings": settings, "results": results,
+                        "x_tilde": x_tilde}, fh)
 
     results = {k: results[k] for k in settings}  # the settings' order, also after a resume
 
@@ -148,10 +150,12 @@ def main(args) -> None:
     for cond, feats in (("clean", z), ("pmt", z_t), ("random", z_rand)):
         img = _steps.run(white_box_reconstruction(feats, shallow, steps=wb_steps, seed=0)).x
         recon[f"white/{cond}"] = recon_metrics(img, x, e_x)
+    synchronize(device)
     wb_seconds = time.perf_counter() - t
     print(f"  white-box reconstructions: {wb_seconds:.0f}s", flush=True)
 
     train_faces, data_note = recface_data(ds, proto)
+    train_faces = train_faces.to(device)
     command = "python -m benchmarks pmt" + (" (FACELAB_FAST=1)" if fast else "")
     # refresh: trained (and cached for the notebook) in every run, so the training time below is this run's
     net, prov = R.load_or_train(shallow, train_faces, data=data_note, iterations=rf_iterations, seed=0,
@@ -162,7 +166,7 @@ def main(args) -> None:
             recon[f"black/{cond}"] = recon_metrics(net(feats[test]), x[test], e_x[test])
 
     # (e) Table 8: attributes, PMT vs x + N(0, 0.3²); UP (Eq. 9)
-    noisy = (x + 0.3 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    noisy = (x + 0.3 * torch.randn(x.shape, generator=gen).to(device)).clamp(0, 1)
     cs_pmt, cs_noise = attribute_cossim(x, xt), attribute_cossim(x, noisy)
     up_samples = 2 if fast else 4
     up_pmt = utility_privacy(auth, x, xt, sigma=UP_SIGMA, kappa=thresholds[AUTHORIZED], samples=up_samples)
@@ -175,13 +179,16 @@ def main(args) -> None:
     for _ in range(reps):
         t = time.perf_counter()
         _steps.run(pmt(one, auth, steps=one_face_steps))
+        synchronize(device)
         times.append(time.perf_counter() - t)
     t = time.perf_counter()
     _steps.run(R.train_recface(shallow, train_faces, iterations=rf_fast_iterations, seed=1))
+    synchronize(device)
     rf_fast = time.perf_counter() - t
     total = time.perf_counter() - t_start
 
-    raw = {"schema": SCHEMA, "command": f"{command} --threads {args.threads}", "machine": machine_line(args.threads),
+    raw = {"schema": SCHEMA, "command": f"{command} --threads {args.threads}" + device_flag(device),
+           "machine": machine_line(args.threads, device),
            "threads": args.threads, "load": {"start": load_start, "end": os.getloadavg()[0]}, "minutes": total / 60,
            "resumed": resumed, "fast": fast,
            "data": {"faces": len(ds), "identities": len(ds.identities)},
@@ -216,4 +223,5 @@ if __name__ == "__main__":  # pragma: no cover
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    add_device_option(p)
     sys.exit(main(p.parse_args()))

@@ -23,7 +23,7 @@ The JSON (:data:`facelab.experiments.targeted_anonymization.SCHEMA`) holds
 every per-trial decision and is what notebook 01's figures read.
 
 Entry point for ``python -m benchmarks``: :func:`main` (``args.out``,
-``args.threads``, ``args.data``; optional ``args.ta_*`` fields, see
+``args.threads``, ``args.data``, ``args.device``; optional ``args.ta_*`` fields, see
 :func:`parser`).  Standalone: ``python -m benchmarks.targeted_anonymization …``.
 """
 from __future__ import annotations
@@ -65,6 +65,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="offline", help="offline (default), lfw or folder:PATH")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    from .timing import add_device_option
+
+    add_device_option(p)
     return p
 
 
@@ -85,8 +88,11 @@ def main(args) -> str:
     from facelab.faces import face_set
     from facelab.models import available, load
 
+    from .timing import device_flag, device_of
+
     threads = getattr(args, "threads", 1) or 1
     torch.set_num_threads(threads)
+    device = device_of(args)
     t_start, load_at_start = time.time(), _load()
     fast = _fast(args)
     victims = _opt(args, "ta_victim")
@@ -95,18 +101,18 @@ def main(args) -> str:
     authorized = [a for a in (_opt(args, "ta_authorized") or pool) if a not in victims]
     data = getattr(args, "data", None) or "offline"
     faces = face_set(data)
-    models = {n: load(n) for n in dict.fromkeys([*pool, *victims, *authorized])}
+    models = {n: load(n, device) for n in dict.fromkeys([*pool, *victims, *authorized])}  # faces follow the models
     out = Path(getattr(args, "out", Path(__file__).parent / "results"))
     out.mkdir(parents=True, exist_ok=True)
     stem = "targeted_anonymization" + ("_fast" if fast else "")
     command = getattr(args, "ta_command", None) or (
         ("FACELAB_FAST=1 " if fast else "") + f"python -m benchmarks targeted_anonymization --threads {threads}"
-        + ("" if data == "offline" else f" --data {data}"))
+        + ("" if data == "offline" else f" --data {data}") + device_flag(device))
     log = lambda s: print(s, flush=True)  # noqa: E731
 
     def write(results: dict) -> str:
         results["command"] = command
-        results["machine"] = _machine(threads, load_at_start)
+        results["machine"] = _machine(threads, load_at_start, device)
         results["minutes"] = (time.time() - t_start) / 60
         results["fast"] = fast
         text = render(results)
@@ -128,10 +134,10 @@ def _load() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
-def _machine(threads: int, load_at_start: float) -> str:
+def _machine(threads: int, load_at_start: float, device="cpu") -> str:
     from .timing import machine_line
 
-    return f"{machine_line(threads)}; 1-min load average {load_at_start:.2f} at the start, {_load():.2f} at the end"
+    return f"{machine_line(threads, device)}; 1-min load average {load_at_start:.2f} at the start, {_load():.2f} at the end"
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from facelab.methods.tip_im import tip_im
 from facelab.models import load
 from facelab.ops import accumulate_momentum, clip_to_budget
 
-from .timing import machine_line, write_table
+from .timing import add_device_option, device_flag, device_of, machine_line, synchronize, write_table
 
 EPS, ALPHA, MU = 12 / 255, 1.5 / 255, 1.0
 # input diversity on (as the authors' released code does): without it black-box Rank-1-T sits
@@ -71,7 +71,7 @@ def naive_greedy_step(model, x_adv, x, f_real, f_tgt, g):
     return clip_to_budget(x_adv - ALPHA * g.sign(), x, EPS, "linf"), g
 
 
-def _per_step(make_iters: dict, n_steps: int, repeats: int) -> dict:
+def _per_step(make_iters: dict, n_steps: int, repeats: int, device=None) -> dict:
     """Per variant, the minimum over repeats of the mean time of ``n_steps`` consecutive steps
     (after 2 warm-up steps).  Variants are measured round-robin within each repeat, so a
     burst of load on a shared machine hits all of them alike."""
@@ -80,9 +80,11 @@ def _per_step(make_iters: dict, n_steps: int, repeats: int) -> dict:
         for name, make_iter in make_iters.items():
             it = make_iter()
             next(it), next(it)
+            synchronize(device)
             t = time.perf_counter()
             for _ in range(n_steps):
                 next(it)
+            synchronize(device)
             best[name] = min(best[name], (time.perf_counter() - t) / n_steps)
     return best
 
@@ -105,13 +107,14 @@ def cost(args, fast: bool) -> None:
     """Each TIP-IM step against its floor (issue #16), all variants timed round-robin in one run."""
     rows = []
     k = 10
+    device = device_of(args)
     names = ("mobileface",) if fast else ("mobileface", "mobilefacenet")
     n_steps, repeats = (3, 1) if fast else (5, max(3, args.repeats // 2))
     for name in names:
-        model = load(name)
+        model = load(name, device)
         gen = torch.Generator().manual_seed(0)
-        x = torch.rand(1, 3, 112, 112, generator=gen)
-        targets = torch.rand(k, 3, 112, 112, generator=gen)
+        x = torch.rand(1, 3, 112, 112, generator=gen).to(device)
+        targets = torch.rand(k, 3, 112, 112, generator=gen).to(device)
         kw = dict(steps=n_steps + 4, eps=EPS, alpha=ALPHA, mu=MU)
 
         def naive_iter():
@@ -127,7 +130,7 @@ def cost(args, fast: bool) -> None:
                        "greedy": lambda: tip_im(x, targets, model, gain="G", **kw),
                        "floor 1": lambda: _bare_passes(model, x, 1, 0),
                        "floor k": lambda: _bare_passes(model, x, k, k),
-                       "naive": naive_iter}, n_steps, repeats)
+                       "naive": naive_iter}, n_steps, repeats, device)
         for variant, floor, passes in (("single", "floor 1", "f+b (1)"), ("random", "floor 1", "f+b (1)"),
                                        ("greedy", "floor k", f"f+b ({k}) + f ({k})")):
             rows.append([name, variant, f"{t[variant] * 1e3:.0f}", f"{t[floor] * 1e3:.0f}", passes,
@@ -136,7 +139,7 @@ def cost(args, fast: bool) -> None:
                      f"f+b ({k}) + f ({k})", f"{t['naive'] / t['floor k']:.2f}×"])
     write_table(args.out / ("tip_im_cost_fast.md" if fast else "tip_im_cost.md"),  # a smoke run keeps the table
                 "TIP-IM: one step of each variant against its floor (1 photo, k = 10 targets)",
-                "python -m benchmarks.tip_im --part cost",
+                "python -m benchmarks.tip_im --part cost" + device_flag(device),
                 ["surrogate", "step", "ms per step", "floor ms", "floor passes (batch)", "step / floor"],
                 rows,
                 "Minimum over repeats of the mean time of 5 consecutive steps, every row of a surrogate timed "
@@ -149,7 +152,7 @@ def cost(args, fast: bool) -> None:
                 "literal loop over the targets (k forward+backward and k forward, then the update's own "
                 "forward+backward), for comparison with the batched greedy step.  Ratios between surrogates "
                 "differ mostly because depthwise convolutions (mobilefacenet) scale worse with batch size on a "
-                "CPU than mobileface's plain ones.")
+                "CPU than mobileface's plain ones.", device=device)
 
 
 DEFAULT_SEEDS = (0, 1, 2)
@@ -174,22 +177,24 @@ def claims(args, fast: bool) -> None:
                     "alpha": 1.5 * EPS / steps}),
     ]
     black = ("mobilefacenet", "faceapi-resnet") if fast else None
+    device = device_of(args)
     data = getattr(args, "data", None) or "offline"
     faces = face_set(data)
     command = ("FACELAB_FAST=1 " if fast else "") + "python -m benchmarks tip_im" + (
         "" if data == "offline" else f" --data {data}")
     if list(seeds) != list(DEFAULT_SEEDS):
         command += " --seeds " + " ".join(map(str, seeds))
+    command += device_flag(device)
     rows_by_seed, minutes = {}, {}
     for seed in seeds:
         print(f"-- seed {seed}", flush=True)
         t0 = time.perf_counter()
         rows = run_protocol(faces, surrogate="mobileface", black_boxes=black, settings=settings, steps=steps,
                             eps=EPS, alpha=ALPHA, mu=MU, diversity_prob=DIVERSITY, probes_per_identity=probes,
-                            max_gallery_per_identity=GALLERY_CAP, seed=seed)
+                            max_gallery_per_identity=GALLERY_CAP, seed=seed, device=device)
         minutes[seed] = (time.perf_counter() - t0) / 60
         rows_by_seed[seed] = rows
-    results = {"schema": SCHEMA, "fast": fast, "command": command, "machine": machine_line(torch.get_num_threads()),
+    results = {"schema": SCHEMA, "fast": fast, "command": command, "machine": machine_line(torch.get_num_threads(), device),
                "data": {"arg": data, "name": faces.name, "credit": faces.credit, "photos": len(faces.labels)},
                "params": {"surrogate": "mobileface", "black_boxes": list(black) if black else None, "steps": steps,
                           "eps": EPS, "alpha": ALPHA, "mu": MU, "diversity_prob": DIVERSITY,
@@ -229,6 +234,7 @@ if __name__ == "__main__":  # pragma: no cover - the lead wires main() into benc
     p.add_argument("--part", choices=["cost", "claims", "all"], default="all")
     p.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS),
                    help="run the claims once per seed (the split and the attack's randomness); default 0 1 2")
+    add_device_option(p)
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(a.threads)

@@ -13,7 +13,7 @@ from pathlib import Path
 from . import validate as V
 from .cache import atomic_write, cache_dir
 from .evaluation.calibration import calibrate_model, pair_indices
-from .models.calibration import WRITTEN_BY, _is_thresholds_table
+from .models.calibration import WRITTEN_BY, is_thresholds_table
 
 __all__ = ["calibrate_command"]
 
@@ -45,7 +45,7 @@ def _previous_table(out: Path, force: bool) -> dict:
         data = json.loads(out.read_text())
     except (ValueError, UnicodeDecodeError):
         data = None
-    if _is_thresholds_table(data):
+    if is_thresholds_table(data):
         return data["models"]
     if force:
         return {}

@@ -48,6 +48,7 @@ from ..evaluation import EmbeddingCache
 from ..evaluation.calibration import pair_indices, pair_similarities
 from ..metrics.claims import discordant
 from ..models.zoo import model_device
+from . import results as _results
 
 
 @dataclass(frozen=True)
@@ -339,26 +340,14 @@ def run_protocol(faces, models: Mapping[str, nn.Module], *, victims: Sequence[st
 def load_results(path) -> dict | None:
     """The results dict at ``path`` if it exists and has this module's
     :data:`SCHEMA`, else None (older files lack what the figures need)."""
-    import json
-    from pathlib import Path
-
-    p = Path(path)
-    if not p.is_file():
-        return None
-    try:
-        data = json.loads(p.read_text())
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+    return _results.load_results(path, SCHEMA)
 
 
 def benchmark_results() -> dict | None:
     """The committed benchmark results (``benchmarks/results/targeted_anonymization.json``
     beside the facelab package in a source checkout) if present and of the
     current :data:`SCHEMA`, else None — e.g. when facelab is pip-installed."""
-    from pathlib import Path
-
-    return load_results(Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "targeted_anonymization.json")
+    return _results.committed_results("targeted_anonymization", SCHEMA)
 
 
 __all__ = ["Trial", "make_trials", "disjoint_thresholds", "protect",

@@ -49,7 +49,7 @@ def attribute_vectors(x: torch.Tensor, attribute_models: dict | None = None) -> 
     with torch.no_grad():
         for attr, (model_name, head) in ATTRIBUTES.items():
             if model_name not in loaded:
-                loaded[model_name] = load_attribute_model(model_name)
+                loaded[model_name] = load_attribute_model(model_name, x.device)
             if model_name not in raw:
                 raw[model_name] = loaded[model_name](x)
             v = raw[model_name][f"{model_name}/{head}"]

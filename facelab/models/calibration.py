@@ -51,13 +51,13 @@ def _read(path: str, mtime: float) -> dict:
     except ValueError as e:
         raise ValueError(f"the thresholds file {path} is not valid JSON ({e}); delete it or run "
                          "`facelab calibrate` again to rewrite it") from None
-    if not _is_thresholds_table(data):
+    if not is_thresholds_table(data):
         raise ValueError(f"{path} is not a facelab thresholds table (no \"models\" entry with thresholds); "
                          "delete it or run `facelab calibrate` again to rewrite it")
     return data
 
 
-def _is_thresholds_table(data) -> bool:
+def is_thresholds_table(data) -> bool:
     """True for what ``facelab calibrate`` writes: {"models": {name: {"thresholds": {...}, ...}}}."""
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
         return False
