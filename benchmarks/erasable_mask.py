@@ -15,7 +15,8 @@ checkpoint                      trained with
 ==============================  ===========================================================
 
 Protocol (:mod:`facelab.experiments.erasable_mask`): the 16 held-out faces
-of the offline set (seed-0 split; never seen in training), each protected
+of the offline set (seed-0 split; never seen in training; ``--data lfw`` or
+``--data folder:PATH``: every face of that set instead), each protected
 twice: towards its own attributes (b = a, the perturbation alone protects)
 and towards all attributes flipped (b = 1 − a): 32 protected faces,
 correlated within a face (CIs resample faces, sign tests run on per-face
@@ -102,7 +103,8 @@ def main(args) -> str:
     fast = os.environ.get("FACELAB_FAST") == "1"
     t_start = time.perf_counter()
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    data = em.offline_faces(64)
+    data_arg = getattr(args, "data", None) or "offline"
+    data = em.held_out_faces(data_arg, 64)
     x, a = data.split("test")
     x, a = x.to(device), a.to(device)
     if fast:
@@ -133,7 +135,7 @@ def main(args) -> str:
 
     R = {"schema": E.SCHEMA, "fast": fast, "threads": threads,
          "command": ("FACELAB_FAST=1 " if fast else "") + f"python -m benchmarks erasable_mask --threads {threads}"
-         + device_flag(device),
+         + ("" if data_arg == "offline" else f" --data {data_arg}") + device_flag(device),
          "machine": machine_line(threads, device), "load_average": load_avg, "cpu_count": os.cpu_count(),
          "data": data.description, "n_faces": int(x.shape[0]), "faces": faces.tolist(), "far": E.FAR,
          "white": list(E.WHITE), "black": list(E.BLACK), "variants": dict(E.VARIANTS),

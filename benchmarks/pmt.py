@@ -33,7 +33,7 @@ import torch
 from facelab.experiments.pmt import (SCHEMA, acc_decisions, make_protocol, obfuscate, recface_data,
                                      reference_embeddings)
 from facelab.experiments.pmt_report import render
-from facelab.faces import offline_set
+from facelab.faces import face_set
 from facelab.methods import recface as R
 from facelab.methods.pmt import pmt
 from facelab.methods.reconstruction import white_box_reconstruction
@@ -58,7 +58,8 @@ def main(args) -> None:
     device = device_of(args)
     load_start = os.getloadavg()[0]
     t_start = time.perf_counter()
-    ds = offline_set(112)
+    data = getattr(args, "data", None) or "offline"
+    ds = face_set(data, 112)
     n_probes, steps = (3, 4) if fast else (8, 200)  # 200: pmt()'s default
     wb_steps = 3 if fast else 40
     rf_iterations = 5 if fast else 200
@@ -156,7 +157,8 @@ def main(args) -> None:
 
     train_faces, data_note = recface_data(ds, proto)
     train_faces = train_faces.to(device)
-    command = "python -m benchmarks pmt" + (" (FACELAB_FAST=1)" if fast else "")
+    command = "python -m benchmarks pmt" + ("" if data == "offline" else f" --data {data}") + (
+        " (FACELAB_FAST=1)" if fast else "")
     # refresh: trained (and cached for the notebook) in every run, so the training time below is this run's
     net, prov = R.load_or_train(shallow, train_faces, data=data_note, iterations=rf_iterations, seed=0,
                                 command=command, progress=False, refresh=True)
@@ -191,7 +193,7 @@ def main(args) -> None:
            "machine": machine_line(args.threads, device),
            "threads": args.threads, "load": {"start": load_start, "end": os.getloadavg()[0]}, "minutes": total / 60,
            "resumed": resumed, "fast": fast,
-           "data": {"faces": len(ds), "identities": len(ds.identities)},
+           "data": {"faces": len(ds), "identities": len(ds.identities), "name": ds.name, "arg": data},
            "authorized": AUTHORIZED, "mr": MR, "far": FAR, "server_noise": SERVER_NOISE, "models": list(by),
            "params": {"steps": steps, "shallow_layers": SHALLOW_LAYERS, "white_box_steps": wb_steps,
                       "recface_iterations": rf_iterations, "recface_fast_iterations": rf_fast_iterations,
@@ -223,5 +225,6 @@ if __name__ == "__main__":  # pragma: no cover
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    p.add_argument("--data", default="offline", help="offline (default), lfw or folder:PATH")
     add_device_option(p)
     sys.exit(main(p.parse_args()))

@@ -156,8 +156,9 @@ def recface_data(data, protocol: Protocol, per_video: int = 24) -> tuple[torch.T
 
     frames = video_frames(per_video)
     faces = torch.cat([data.crops[protocol.recon_train], frames])
-    note = (f"offline set minus the {len(protocol.recon_test)} test identities ({len(protocol.recon_train)} faces) "
-            f"+ {len(frames)} extra video frames")
+    name = "offline set" if str(data.name).startswith("offline") else f"face set {data.name}"
+    note = (f"{name} minus the {len(protocol.recon_test)} test identities ({len(protocol.recon_train)} faces) "
+            f"+ {len(frames)} extra video frames" + ("" if name == "offline set" else " of the offline set"))
     return faces, note
 
 

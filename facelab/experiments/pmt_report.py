@@ -72,6 +72,12 @@ def _header(R: Mapping) -> list[str]:
     ]
 
 
+def _data_name(R: Mapping) -> str:
+    """The face set's name as the page shows it (results made before ``--data`` existed are the offline set's)."""
+    name = R["data"].get("name", "offline")
+    return "Offline set" if name.startswith("offline") else f"Face set {name}"
+
+
 def _data_section(R: Mapping) -> list[str]:
     P, a = R["params"], R["authorized"]
     proto = Protocol(**R["protocol"])
@@ -79,8 +85,10 @@ def _data_section(R: Mapping) -> list[str]:
     unauth = [m for m in R["models"] if m != a]
     return [
         "## Data and settings", "",
-        f"- Offline set ({R['data']['faces']} aligned 112-px faces, {R['data']['identities']} identities). {describe}",
-        "- Pairs of one probe share its x̃ and are correlated; the two video subjects' photos are near-duplicates.",
+        f"- {_data_name(R)} ({R['data']['faces']} aligned 112-px faces, {R['data']['identities']} identities). "
+        f"{describe}",
+        "- Pairs of one probe share its x̃ and are correlated"
+        + ("; the two video subjects' photos are near-duplicates." if _data_name(R) == "Offline set" else "."),
         f"- Authorized model **{a}** (shallow model = its first {P['shallow_layers']} layers); unauthorized: "
         f"{', '.join(unauth)} (faceres and faceres-deep share one graph: correlated). MR-PMT: "
         + "; ".join(f"{k} = {' + '.join(v)}" for k, v in R["mr"].items()) + ".",

@@ -269,3 +269,13 @@ def test_committed_page_is_the_render_of_the_committed_json():
 
     page = Path(E.__file__).resolve().parents[2] / "benchmarks" / "results" / "pmt.md"
     assert render(R) == page.read_text()
+
+
+def test_the_page_names_the_face_set_it_ran_on():
+    offline = render(results())  # results made before --data existed hold no name: the offline set's
+    assert "- Offline set (20 aligned 112-px faces" in offline and "near-duplicates" in offline
+    R = results()
+    R["data"] = {"faces": 20, "identities": 5, "name": "folder:class", "arg": "folder:/data/class"}
+    page = render(R)
+    assert "- Face set folder:class (20 aligned 112-px faces" in page
+    assert "Offline set" not in page and "near-duplicates" not in page  # the offline set's video subjects only

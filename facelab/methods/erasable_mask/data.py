@@ -89,6 +89,28 @@ def offline_faces(size: int = 64, test_fraction: float = 0.2, seed: int = 0, log
                     np.sort(order[n_test:]), np.sort(order[:n_test]), desc)
 
 
+def held_out_faces(spec: str, size: int = 64, log=print) -> FaceData:
+    """Faces to *evaluate* trained checkpoints on: the offline set's seeded test split for ``"offline"``
+    (:func:`offline_faces`), or every face of another set named as in :func:`facelab.faces.face_set`
+    (``lfw``, ``folder:PATH``), pseudo-labelled the same way.  The checkpoints were trained on the offline
+    set only, so every face of another set is held out (``train`` is empty)."""
+    from ...faces import face_set
+
+    if spec == "offline":
+        return offline_faces(size, log=log)
+    s = face_set(spec, 112, log=log)
+    labels = pseudo_labels(s.crops)
+    faces = s.crops if size == 112 else F.interpolate(s.crops, size=(size, size), mode="bilinear",
+                                                       align_corners=False, antialias=size < 112).clamp(0, 1)
+    counts = labels.mean(0)
+    desc = (f"{s.name}: {len(s)} faces of {len(s.identities)} identities at {size}px (from 112px "
+            "ArcFace-aligned crops); pseudo-label rates "
+            + ", ".join(f"{a} {c:.0%}" for a, c in zip(DEFAULT_ATTRIBUTES, counts))
+            + "; all held out (the checkpoints were trained on the offline set)")
+    return FaceData(faces.contiguous(), torch.from_numpy(labels).float(), DEFAULT_ATTRIBUTES, list(s.labels),
+                    np.zeros(0, dtype=np.int64), np.arange(len(s)), desc)
+
+
 def augment(x: torch.Tensor, gen: torch.Generator, max_shift: int = 3, jitter: float = 0.1) -> torch.Tensor:
     """Seeded augmentation of a batch: horizontal flip (p = ½), a shift of up
     to ``max_shift`` px (reflect padding), brightness and contrast × U(1 ± jitter)."""
