@@ -12,13 +12,13 @@ from importlib import import_module
 from .steps import History, Step, history, run
 
 __version__ = "0.1.0"
-__all__ = ["Step", "History", "run", "history", "protect", "models", "faces", "ops", "methods", "metrics",
+__all__ = ["Step", "History", "run", "history", "protect", "protect_many", "models", "faces", "ops", "methods", "metrics",
            "evaluation", "viz", "experiments"]
 
 
 def __getattr__(name: str):
-    if name == "protect":  # the function (module: facelab.protection)
-        return import_module(".protection", __name__).protect
+    if name in {"protect", "protect_many"}:  # the functions (module: facelab.protection)
+        return getattr(import_module(".protection", __name__), name)
     if name in {"models", "faces", "ops", "methods", "metrics", "evaluation", "viz", "experiments", "cache",
                 "validate"}:
         return import_module(f".{name}", __name__)

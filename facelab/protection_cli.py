@@ -1,5 +1,9 @@
 """`facelab protect IN [IN …] -o OUT`: the command-line face of :func:`facelab.protect`.
 
+An input may be a folder: its .png/.jpg/.jpeg files (sorted by name, not its sub-folders).  With
+several photos the command runs :func:`facelab.protection.protect_many`, ``--batch`` faces per
+attack; a photo that fails (unreadable, no face) is reported and the others are still protected.
+
 Kept apart from :mod:`facelab.protection` so ``facelab --help`` does not import torch.
 """
 from __future__ import annotations
@@ -30,7 +34,8 @@ def add_parser(sub) -> None:
         description="Write a protected copy of each photo (PNG, or JPEG with --quality) and print how each "
                     "model of the pool scores every face before and after, re-read from the saved file.",
     )
-    p.add_argument("inputs", nargs="+", metavar="IN", help="photo file(s)")
+    p.add_argument("inputs", nargs="+", metavar="IN",
+                   help="photo file(s) or folder(s) (every .png/.jpg/.jpeg directly inside, sorted by name)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output file (.png or .jpg) for one photo, or an existing folder (one <name>-protected.png "
                         "per photo); never overwritten")
@@ -50,8 +55,37 @@ def add_parser(sub) -> None:
                    help="targeted_anonymization: photos of the same person (the paper uses four)")
     p.add_argument("--authorized", default=None, metavar="NAME",
                    help="targeted_anonymization: the model that should still recognise you")
+    p.add_argument("--batch", type=_batch, default=8, metavar="N",
+                   help="faces attacked together in one batch when protecting several photos (default 8; "
+                        "more is faster per face and takes more memory; only fgsm, ifgsm, pgd and mifgsm batch, "
+                        "other methods go one face at a time)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=command)
+
+
+def _batch(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--batch must be a whole number >= 1, got {text!r}")
+    return n
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Each folder replaced by its photos (.png/.jpg/.jpeg, any case, sorted by name, not recursive);
+    files are kept as given.  A folder without a photo is an error."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            photos = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
+            if not photos:
+                raise ValueError(f"input folder {p} holds no .png/.jpg/.jpeg photo")
+            out += photos
+        else:
+            out.append(p)
+    return out
 
 
 def _outputs(inputs: list[Path], out: Path) -> list[Path]:
@@ -68,8 +102,8 @@ def _outputs(inputs: list[Path], out: Path) -> list[Path]:
 
 
 def command(args: argparse.Namespace) -> int:
-    inputs = [Path(p) for p in args.inputs]
     try:
+        inputs = expand_inputs([Path(p) for p in args.inputs])
         outputs = _outputs(inputs, Path(args.output))
         resolved = {i.resolve() for i in inputs}
         for o in outputs:
@@ -88,7 +122,7 @@ def command(args: argparse.Namespace) -> int:
 
     from .cache import MissingCacheError
     from .faces.io import ImageReadError, NoFaceError
-    from .protection import DEFAULT_MODELS, RECIPES, ProtectError, protect
+    from .protection import DEFAULT_MODELS, RECIPES, ProtectError, protect, protect_many
 
     if args.method not in RECIPES:
         print(f"facelab protect: unknown method {args.method!r}; choose from {', '.join(RECIPES)}", file=sys.stderr)
@@ -110,17 +144,38 @@ def command(args: argparse.Namespace) -> int:
         params.setdefault("user_images", None)
         params.setdefault("authorized", None)
 
+    options = dict(models=args.models or DEFAULT_MODELS, eps=args.eps, faces=args.faces, far=args.far, recheck=False,
+                   jpeg_quality=None, **params)
+    errors = (ProtectError, NoFaceError, ImageReadError, FileNotFoundError, FileExistsError, MissingCacheError,
+              ValueError)
+    if len(inputs) == 1:
+        def results():
+            try:
+                yield protect(inputs[0], args.method, progress=not args.no_progress, **options)
+            except errors as exc:
+                yield exc
+    else:
+        try:
+            many = protect_many(inputs, args.method, batch_size=args.batch, progress=not args.no_progress,
+                                **options)
+        except errors as exc:  # the request itself (method inputs, models): nothing can run
+            print(f"facelab protect: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return 1
+
+        def results():
+            for r in many:
+                yield r.error if not r.ok else r
+
     status = 0
-    for src, dst in zip(inputs, outputs):
+    for src, dst, result in zip(inputs, outputs, results()):
         jpeg_out = dst.suffix.lower() != ".png"
         try:
-            result = protect(src, args.method, models=args.models or DEFAULT_MODELS, eps=args.eps,
-                             faces=args.faces, far=args.far, recheck=False, jpeg_quality=None,
-                             progress=not args.no_progress, **params)
+            if isinstance(result, Exception):  # this photo failed (protect_many went on with the others)
+                raise result
             result.save(dst, quality=args.quality, jpeg_quality=None if jpeg_out else args.quality)
-        except (ProtectError, NoFaceError, ImageReadError, FileNotFoundError, FileExistsError, MissingCacheError,
-                ValueError) as exc:
-            print(f"facelab protect: {src}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        except (*errors, OSError, TypeError) as exc:
+            print(f"facelab protect: {src}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                  file=sys.stderr)
             status = 1
             continue
         print(result.report.table())

@@ -16,6 +16,16 @@ methods accept any model taking [0,1] NCHW images).  Images with the region's
 height and width are warped; any other size (aligned crops such as TIP-IM's
 targets or Targeted Anonymization's user photos) passes to the model unchanged.
 :func:`face_region` picks the region so its size never equals a crop size.
+
+:class:`BatchedRegionView` is the same model seen through the warps of N
+regions at once (of one photo or of several): the N regions sit at the
+top-left of one zero-padded *canvas* batch (N, C, H, W) (:func:`canvas_shape`),
+each sample is cut back to its own region before its own warp (so the
+antialiasing prefilter reads exactly the pixels the one-face view reads), and
+the N aligned crops go through the model in one forward.  Each sample's warp
+is a :class:`RegionView` (its alpha, its jitter generator), so the two views
+share one code path; with N = 1 and a canvas that is the region itself, the
+batched view is the one-face view, operation for operation.
 """
 from __future__ import annotations
 
@@ -123,7 +133,34 @@ def warp_region(region: torch.Tensor, transform: SimilarityTransform) -> torch.T
     return warp_affine(region, mat, (s, s), mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-class RegionView(nn.Module):
+class _ModelView(nn.Module):
+    """What both views share: the wrapped model's attributes, and a forward through :meth:`view`."""
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("_"):
+                raise
+            return getattr(super().__getattr__("model"), name)
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - each view defines it
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(self.view(x))
+
+    def layers(self, x: torch.Tensor, names):
+        return self.model.layers(self.view(x), names)
+
+    def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.model.similarity(a, b)
+
+    def threshold(self, far: float = 0.01) -> float:
+        return self.model.threshold(far)
+
+
+class RegionView(_ModelView):
     """``model`` seen through the alignment warp of one face region (see the module docstring).
 
     ``alpha`` (1, h, w), optional: the region's opacity; the model then sees the
@@ -159,14 +196,6 @@ class RegionView(nn.Module):
         m = self.transform.matrix
         return SimilarityTransform(np.hstack([a @ m[:, :2], (a @ m[:, 2] + t)[:, None]]), self.size, self.region.shape)
 
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name.startswith("_"):
-                raise
-            return getattr(super().__getattr__("model"), name)
-
     def is_region(self, x: torch.Tensor) -> bool:
         return tuple(x.shape[-2:]) == self.region.shape
 
@@ -180,17 +209,70 @@ class RegionView(nn.Module):
         t = self._jittered() if self.jitter > 0 and torch.is_grad_enabled() else self.transform
         return warp_region(x, t).clamp(0, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(self.view(x))
 
-    def layers(self, x: torch.Tensor, names):
-        return self.model.layers(self.view(x), names)
+def canvas_shape(regions, sizes=(112, 150, 160)) -> tuple[int, int]:
+    """(H, W) of the canvas holding ``regions`` at its top-left: the largest height and width,
+    one column wider when that would be an ``(s, s)`` crop size of ``sizes`` (as
+    :func:`face_region` does for one region), so a canvas is never mistaken for an aligned crop."""
+    if not regions:
+        raise ValueError("canvas_shape: no regions")
+    h = max(r.shape[0] for r in regions)
+    w = max(r.shape[1] for r in regions)
+    if h == w and h in {int(s) for s in sizes}:
+        w += 1
+    return h, w
 
-    def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.model.similarity(a, b)
 
-    def threshold(self, far: float = 0.01) -> float:
-        return self.model.threshold(far)
+class BatchedRegionView(_ModelView):
+    """``model`` seen through the alignment warps of N face regions at once (see the module docstring).
+
+    Input: a canvas (N, C, H, W), sample i holding ``regions[i]`` at the top-left (anything may fill
+    the rest: it is cut away, so no gradient reaches it).  ``alphas``: one (1, h_i, w_i) opacity or
+    None per region; ``seeds``: one jitter seed per region (an int: the same for all), so face i draws
+    the same jitter sequence as ``RegionView(model, regions[i], jitter=jitter, seed=seeds[i])``.
+    ``shape``: the canvas (H, W), by default :func:`canvas_shape` of the regions and ``sizes``.
+
+    Images of another height and width (aligned crops) pass to the model unchanged.  A canvas batch
+    must hold exactly N samples; with N = 1 any batch size passes through the one region's view.
+    ``name``, ``similarity``, ``threshold``, ``input_size``, ``layers`` … are as for
+    :class:`RegionView`.
+    """
+
+    def __init__(self, model: nn.Module, regions, alphas=None, jitter: float = 0.0, seeds=0,
+                 shape: tuple[int, int] | None = None, sizes=(112, 150, 160)):
+        super().__init__()
+        regions = list(regions)
+        n = len(regions)
+        alphas = [None] * n if alphas is None else list(alphas)
+        seeds = [int(seeds)] * n if isinstance(seeds, int) else [int(s) for s in seeds]
+        if not n or len(alphas) != n or len(seeds) != n:
+            raise ValueError(f"BatchedRegionView: {n} regions, {len(alphas)} alphas, {len(seeds)} seeds "
+                             "(one of each per face, at least one face)")
+        self.model = model
+        self.regions = regions
+        self.shape = tuple(shape) if shape is not None else canvas_shape(regions, sizes)
+        if any(r.shape[0] > self.shape[0] or r.shape[1] > self.shape[1] for r in regions):
+            raise ValueError(f"a region does not fit the {self.shape} canvas")
+        # one RegionView per face: its warp, alpha and jitter generator (a plain list: the model is registered once)
+        self.views = [RegionView(model, r, a, jitter=jitter, seed=s) for r, a, s in zip(regions, alphas, seeds)]
+        self.size = self.views[0].size
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def is_region(self, x: torch.Tensor) -> bool:
+        return tuple(x.shape[-2:]) == self.shape
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:
+        """The N aligned crops the wrapped model sees (canvases are cut, warped and stacked; crops pass)."""
+        if not self.is_region(x):
+            return x
+        if len(self.views) == 1 and self.views[0].is_region(x):
+            return self.views[0].view(x)  # one face: exactly the one-face view
+        if x.shape[0] != len(self.views):
+            raise ValueError(f"BatchedRegionView over {len(self.views)} faces got a canvas batch of {x.shape[0]}")
+        return torch.cat([v.view(x[i:i + 1, :, :v.region.shape[0], :v.region.shape[1]])
+                          for i, v in enumerate(self.views)])
 
 
 def footprint(views, region: FaceRegion, device=None) -> torch.Tensor:
