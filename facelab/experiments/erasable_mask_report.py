@@ -139,6 +139,15 @@ def _baselines_section(R: Mapping) -> list[str]:
             + _table(["method", "ASR white", "ASR black", "ESR", "PSNR", "SSIM"], rows))
 
 
+def _training_load(prov: Mapping, cpu_count) -> str:
+    """What else ran while the checkpoint trained, as far as its provenance says."""
+    if prov.get("cpu_seconds") is None or prov.get("load_average") is None:
+        return "machine load not recorded (trained before facelab recorded it)"
+    share = prov["cpu_seconds"] / max(prov["train_seconds"], 1e-9)
+    return (f"{prov['cpu_seconds']:.0f} s of CPU ({share:.2f} of the wall time); 1-min load average "
+            f"{prov['load_average']:.2f} on {cpu_count} cores when it ended")
+
+
 def _speed_section(R: Mapping) -> list[str]:
     s = R["speed"]
     prov = R["provenance"].get(BASE, {})
@@ -147,7 +156,7 @@ def _speed_section(R: Mapping) -> list[str]:
             f"{s['repeats']} runs; the issue's budget is 200 ms)",
             f"- training (from the checkpoint's provenance): {prov.get('train_seconds', float('nan')):.0f} s "
             f"for {prov.get('iterations')} iterations, epochs {prov.get('train', {}).get('epochs')}, "
-            f"{prov.get('threads')} thread(s), on this shared machine (budget: 20 min)",
+            f"{prov.get('threads')} thread(s); {_training_load(prov, R['cpu_count'])} (budget: 20 min on 2 cores)",
             f"- training command: `{prov.get('command')}`"]
 
 

@@ -273,3 +273,13 @@ def test_committed_page_is_the_render_of_the_committed_json():
         pytest.skip("no committed erasable_mask.json of the current schema (the lead's rerun writes one)")
     md = Path(E.__file__).resolve().parents[2] / "benchmarks" / "results" / "erasable_mask.md"
     assert render(R) == md.read_text()
+
+
+def test_training_time_says_how_loaded_the_machine_was():
+    page = render(results())  # a checkpoint trained before facelab recorded the load
+    assert "1 thread(s); machine load not recorded (trained before facelab recorded it) (budget: 20 min" in page
+    R = results()
+    R["provenance"]["erasable_mask"].update(cpu_seconds=1000.0, load_average=1.95)
+    page = render(R)
+    assert ("1540 s for 680 iterations, epochs [40, 30, 15], 1 thread(s); 1000 s of CPU (0.65 of the wall time); "
+            "1-min load average 1.95 on 2 cores when it ended (budget: 20 min on 2 cores)") in page
