@@ -20,7 +20,8 @@ rows time the attack and what batching changes), at batch sizes
 :data:`BATCH_SIZES`, in ONE warm process (models and detector loaded by a
 first pass; batch sizes interleaved over the repeats so a load spike hits them
 alike).  Peak memory per batch size is the process's peak resident set since
-that pass began (reset through ``/proc/self/clear_refs``), plus the peak CUDA
+that pass began (freed heap handed back by ``malloc_trim``, then the peak reset
+through ``/proc/self/clear_refs``), plus the peak CUDA
 memory with ``--device cuda``.  ``--device`` places the models and faces of
 this part; on cpu the fresh-process rows see no GPU either.
 """
@@ -132,7 +133,17 @@ def batch_photos(folder: Path, scales=BATCH_SCALES) -> list[Path]:
 
 
 def _peak_reset(device) -> None:
-    """Start a new peak: the resident set's (Linux: writing 5 to clear_refs) and CUDA's."""
+    """Start a new peak: the resident set's (Linux: writing 5 to clear_refs) and CUDA's.  Freed heap memory
+    is first handed back to the system (glibc's malloc_trim), so the new peak starts from the memory in use,
+    not from what an earlier, larger batch left cached."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the peak then starts from the cached heap too
+        pass
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     if str(device).startswith("cuda"):
@@ -227,7 +238,8 @@ def batch_section(rows: list[list[str]], raw: dict, repeats: int, device, scales
         f"steps on facenet-casia, scored by facenet-casia only, no re-check and no JPEG check, in one warm process "
         f"(a first pass at the largest batch loaded the models and the detector; then {repeats} "
         f"passes over every batch size, interleaved).  A pass reads, detects, attacks and scores every face (no "
-        f"file is written); peak memory is the process's peak resident set during the pass"
+        f"file is written); peak memory is the process's peak resident set during the pass (freed heap memory is "
+        f"handed back to the system before each pass, so a pass does not inherit a larger batch's cache)"
         + (" and, in brackets, the peak CUDA memory allocated" if device.type == "cuda" else "")
         + f".  Device {device}.\n\n"
         + Table.from_rows(BATCH_HEADER, rows).to_markdown()
