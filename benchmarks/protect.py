@@ -81,7 +81,8 @@ def _run(args: list[str], threads: int, device="cpu") -> tuple[float, float, str
     (its own peak, from os.wait4, not the maximum over every child so far)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "facelab.cli", "protect", *args, "--no-progress"], env=_env(threads, device),
+        proc = subprocess.Popen([sys.executable, "-m", "facelab.cli", "protect", *args, "--no-progress",
+                                 "--device", str(device)], env=_env(threads, device),
                                 stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t

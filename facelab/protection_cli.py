@@ -59,6 +59,8 @@ def add_parser(sub) -> None:
                    help="faces attacked together in one batch when protecting several photos (default 8; "
                         "more is faster per face and takes more memory; only fgsm, ifgsm, pgd and mifgsm batch, "
                         "other methods go one face at a time)")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="where the models run: cpu, cuda or cuda:N (default: cuda when torch sees a GPU, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=command)
 
@@ -144,8 +146,21 @@ def command(args: argparse.Namespace) -> int:
         params.setdefault("user_images", None)
         params.setdefault("authorized", None)
 
+    device = getattr(args, "device", None)
+    if device is not None:
+        import torch
+
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            print(f"facelab protect: --device {device!r}: not a torch device (cpu, cuda, cuda:N)", file=sys.stderr)
+            return 1
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            print(f"facelab protect: --device {device}: torch sees no CUDA device here; use --device cpu",
+                  file=sys.stderr)
+            return 1
     options = dict(models=args.models or DEFAULT_MODELS, eps=args.eps, faces=args.faces, far=args.far, recheck=False,
-                   jpeg_quality=None, **params)
+                   jpeg_quality=None, device=device, **params)
     errors = (ProtectError, NoFaceError, ImageReadError, FileNotFoundError, FileExistsError, MissingCacheError,
               ValueError)
     if len(inputs) == 1:

@@ -219,6 +219,11 @@ def test_cli_errors_are_one_line(tmp_path, capsys, astronaut):
                                                       str(tmp_path / "o.png")])
     assert "not an image file" in _one_line_error(capsys, ["protect", str(junk), "-o", str(tmp_path / "o.png")])
     assert ".png" in _one_line_error(capsys, ["protect", str(photo), "-o", str(tmp_path / "o.gif")])
+    assert "not a torch device" in _one_line_error(capsys, ["protect", str(photo), "-o", str(tmp_path / "o.png"),
+                                                            "--device", "gpu0"])
+    if not torch.cuda.is_available():
+        assert "no CUDA device" in _one_line_error(capsys, ["protect", str(photo), "-o", str(tmp_path / "o.png"),
+                                                            "--device", "cuda"])
     assert not (tmp_path / "o.png").exists()
 
 
