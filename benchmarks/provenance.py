@@ -159,7 +159,8 @@ SUITES: dict[str, Suite] = {
         command="python -m benchmarks pmt --threads 2"),
     "protect": Suite(
         outputs=(f"{RESULTS}/protect.md",),
-        inputs=_files(("benchmarks/protect.py", "facelab/protection.py", "facelab/protection_cli.py", "facelab/photo.py",
+        inputs=_files(("benchmarks/protect.py", "facelab/protection.py", "facelab/protection_report.py",
+                       "facelab/protection_cli.py", "facelab/photo.py",
                        "facelab/methods/registry.py",
                        "facelab/jpeg.py", "facelab/faces/view.py", "facelab/faces/align.py", "facelab/faces/detect.py",
                        "facelab/faces/mtcnn.py", "facelab/faces/io.py"), TIMING, BASELINES, WEIGHTS, THRESHOLDS, LOCK),
