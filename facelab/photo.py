@@ -63,10 +63,12 @@ def _from_pil(img: Image.Image, name: str) -> Photo:
 
 
 def read_photo(source, name: str | None = None) -> Photo:
-    """A path, bytes, PIL image or uint8 (H, W, 3|4) array → :class:`Photo`.
+    """A path, bytes, PIL image or uint8 (H, W, 3|4) array → :class:`Photo` (a Photo is returned as it is).
 
     Grey and palette photos become RGB (RGBA when they carry transparency).
     """
+    if isinstance(source, Photo):
+        return source
     name = name or describe(source)
     if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
         return _from_pil(_open_pil(source, name), name)

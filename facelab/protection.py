@@ -313,9 +313,10 @@ def protect(
     :class:`facelab.faces.ImageReadError` for an unreadable file.
     """
     t0 = time.perf_counter()
+    pic = read_photo(photo)  # an unreadable file is reported as such, before any model is loaded
     job = _Job.start(method, models=models, pool=pool, eps=eps, faces=faces, far=far, recheck=recheck,
                      jpeg_quality=jpeg_quality, min_score=min_score, jitter=jitter, device=device, params=params)
-    result = next(job.stream([photo], batch_size=1, face_bar=False, step_bars=progress, errors="raise"))
+    result = next(job.stream([pic], batch_size=1, face_bar=False, step_bars=progress, errors="raise"))
     result.report.seconds = time.perf_counter() - t0
     return result
 
