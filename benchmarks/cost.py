@@ -9,21 +9,27 @@ The **floor** of a run is the model passes its algorithm cannot avoid, timed bar
 forward(+backward) passes of the same models at the same batch, with nothing else (no projection,
 no loss bookkeeping, no reported state).  Per method, what that is:
 
-* gradient baselines: one forward+backward of the attacked model per update;
+* gradient baselines: one forward of the clean face (the reference a dodging loss needs) and one
+  forward+backward of the attacked model per update;
 * TIP-IM (greedy insertion, k targets): one forward+backward of the k·N candidates and one forward
   of their k·N proposed updates per update (the batched form of Alg. 1);
-* Targeted Anonymization: one forward+backward of the victim and one forward of the authorized model
-  per iteration (the authorized backward is needed only on the boundary);
-* its baseline (Eq. 2): forward+backward of the victim and of the authorized model per iteration;
+* Targeted Anonymization: the user's average features (Eq. 3: the user's photos through the victim and
+  the authorized model, one forward each) and the clean photo's authorized feature (th_new, Eq. 4),
+  then one forward+backward of the victim and one forward of the authorized model per iteration (the
+  authorized backward is needed only on the boundary);
+* its baseline (Eq. 2): the clean photo through both models, then forward+backward of the victim and
+  of the authorized model per iteration;
 * PMask and the Fawkes-style cloak: one forward+backward of the team per update;
 * PMT: one forward+backward and one forward (the augmented clean image) of the authorized model's
   shallow model per update;
 * the reconstruction attack: one forward+backward of the shallow model per update;
 * ErasableMask: no face-model pass at all (its cost is its own generator and restorer), so no floor.
 
-A pass is timed as the minimum of 3 repeats after a warm-up, times the count; a method's run is timed
-after an untimed run of 2 updates on the same inputs (:func:`_warm_up`), so both sides are warm; a
-method's ratio to its floor is what its own bookkeeping, projections, start and reported state add.  Peak memory is the
+A pass is timed as the median of 3 repeats after a warm-up, times the count; a method's run is timed
+after an untimed run of 2 updates on the same inputs (:func:`_warm_up`), so both sides are warm, and
+at batch 1 as the median of 3 faces: a median on both sides (a minimum against a median would read
+this machine's run-to-run noise, ±20 % on one pass, as cost).  A method's ratio to its floor is what
+its own bookkeeping, projections and reported state add.  Peak memory is the
 largest heap in use above the run's start (glibc's mallinfo2, sampled every 5 ms): what the run itself
 holds at its busiest, with the models already loaded.  With ``--device cuda`` every time waits for the
 GPU's queued work, and peak memory is the CUDA allocator's peak above the start
@@ -43,7 +49,7 @@ import torch
 from facelab import methods
 from facelab.models import load
 
-from .timing import device_flag, device_of, min_time, synchronize, write_table
+from .timing import device_flag, device_of, synchronize, write_table
 
 MODELS = ("mobileface", "facenet-casia")
 AUTHORIZED = "mobilefacenet"  # the second model Targeted Anonymization and its baseline need
@@ -158,7 +164,15 @@ def _bare_pass(model, n: int, size: int, backward: bool, device=None) -> float:
             with torch.no_grad():
                 model(x)
 
-    return min_time(once, repeats=3, warmup=1, device=device)
+    once()  # warm-up
+    synchronize(device)
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        once()
+        synchronize(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 @functools.lru_cache(maxsize=None)
@@ -167,22 +181,28 @@ def _shallow(model):
 
 
 def _floor(name: str, steps: int, n: int, model, authorized, size: int, targets: int,
-           device=None) -> tuple[float | None, str]:
-    """Seconds of the passes the algorithm cannot avoid, and what they are."""
+           device=None, users: int = 0) -> tuple[float | None, str]:
+    """Seconds of the passes the algorithm cannot avoid, and what they are (``users``: Targeted
+    Anonymization's user photos of the ``n`` faces, all together)."""
     _pass = functools.partial(_bare_pass, device=device)
     if name == "erasable_mask":
         return None, "none (its own networks)"
-    if name in ("fgsm", "ifgsm", "pgd", "mifgsm", "pmask", "fawkes"):
+    if name in ("fgsm", "ifgsm", "pgd", "mifgsm"):
+        return _pass(model, n, size, False) + steps * _pass(model, n, size, True), f"f + {steps} × f+b ({n})"
+    if name in ("pmask", "fawkes"):
         return steps * _pass(model, n, size, True), f"{steps} × f+b ({n})"
     if name == "tip_im":
         k = targets * n
         return steps * (_pass(model, k, size, True) + _pass(model, k, size, False)), f"{steps} × (f+b + f) ({k})"
     if name == "targeted_anonymization":
-        return (steps * (_pass(model, n, size, True) + _pass(authorized, n, size, False)),
-                f"{steps} × (victim f+b + authorized f) ({n})")
+        start = _pass(model, users, size, False) + _pass(authorized, users, size, False) + _pass(authorized, n, size,
+                                                                                                   False)
+        return (start + steps * (_pass(model, n, size, True) + _pass(authorized, n, size, False)),
+                f"users f ({users}) both + authorized f ({n}) + {steps} × (victim f+b + authorized f) ({n})")
     if name == "targeted_anonymization_baseline":
-        return (steps * (_pass(model, n, size, True) + _pass(authorized, n, size, True)),
-                f"{steps} × (victim f+b + authorized f+b) ({n})")
+        start = _pass(model, n, size, False) + _pass(authorized, n, size, False)
+        return (start + steps * (_pass(model, n, size, True) + _pass(authorized, n, size, True)),
+                f"f both + {steps} × (victim f+b + authorized f+b) ({n})")
     if name in ("pmt", "white_box_reconstruction"):
         shallow = _shallow(model)
         fb = _pass(shallow, n, size, True)
@@ -197,18 +217,19 @@ WARMUP_STEPS = 2
 #: where a method's run costs more than 1.3× its floor, the work outside the floor's passes (read in its module);
 #: a row above 1.3× whose method is not here says "not explained"
 ABOVE_FLOOR = {
-    "fgsm": "its one update carries a whole start (the reference pass) and a final report pass",
-    "ifgsm": "start (reference pass, first gradient beside x) and last Step's report pass; at batch 1 a pass "
-             "is a few ms, so per-step projection and momentum show",
-    "pgd": "start (reference pass, random start) and last Step's report pass; at batch 1 a pass is a few ms",
-    "mifgsm": "start (reference pass, first gradient beside x) and last Step's report pass; at batch 1 a pass "
-              "is a few ms, so per-step projection and momentum show",
+    "fgsm": "its one update carries a gradient taken beside x and a final report pass, against a floor of one "
+            "forward and one forward+backward",
+    "ifgsm": "the last Step's report forward; otherwise per-step projection and sign updates, and this machine's "
+             "run-to-run noise (±20 % on one pass)",
+    "pgd": "the random start and the last Step's report forward; otherwise per-step projection, and this machine's "
+           "run-to-run noise (±20 % on one pass)",
+    "mifgsm": "the last Step's report forward; otherwise per-step momentum and projection, and this machine's "
+              "run-to-run noise (±20 % on one pass)",
     "tip_im": "per step: the update and gains over k candidates and the distances to all k targets (reported "
               "state); the MMD's self-augmented batch at the first and last Step (γ = 0)",
-    "targeted_anonymization": "start: each user's average features (4 photos through victim and authorized) and "
-                              "th_new from the clean photo; steps on the wrong side (bd = 1) add the authorized "
-                              "backward; the last Step's report pass",
-    "targeted_anonymization_baseline": "start: reference passes of both models; the last Step's report pass",
+    "targeted_anonymization": "steps on the wrong side of the boundary (bd = 1) add the authorized backward; "
+                              "input diversity's resize; the last Step's report passes of both models",
+    "targeted_anonymization_baseline": "the last Step's report passes of both models; input diversity's resize",
     "pmask": "per step: the SSIM hinge (Eq. 7) with its gradient (kornia's Gaussian-window SSIM) and the "
              "convergence test",
     "fawkes": "per step: the DSSIM budget with its gradient (kornia's Gaussian-window SSIM)",
@@ -264,7 +285,8 @@ def main(args) -> None:
                 seconds = statistics.median(r[0] for r in runs)
                 mb = max(r[1] for r in runs)
                 steps = int(statistics.median(r[2] for r in runs))
-                floor, what = _floor(name, steps, n, model, authorized, size, len(others), device)
+                users = int(statistics.median(sum(own[i].shape[0] for i in g) for g in groups))
+                floor, what = _floor(name, steps, n, model, authorized, size, len(others), device, users)
                 per_face = seconds / n
                 ratio = "—" if floor is None else f"{seconds / floor:.2f}×"
                 why = "" if floor is None or seconds / floor <= 1.3 else ABOVE_FLOOR.get(name, "not explained")
