@@ -30,8 +30,9 @@ after an untimed run of 2 updates on the same inputs (:func:`_warm_up`), so both
 at batch 1 as the median of 3 faces: a median on both sides (a minimum against a median would read
 this machine's run-to-run noise, ±20 % on one pass, as cost).  A method's ratio to its floor is what
 its own bookkeeping, projections and reported state add.  Peak memory is the
-largest heap in use above the run's start (glibc's mallinfo2, sampled every 5 ms): what the run itself
-holds at its busiest, with the models already loaded.  With ``--device cuda`` every time waits for the
+largest heap in use above the start of the warm-up run (glibc's mallinfo2, sampled every 5 ms): what a
+run holds at its busiest, with the models already loaded; a step's buffers are the same from its first
+update on, and the timed run is not sampled (the sampling thread would slow it on 2 cores, see :func:`_run`).  With ``--device cuda`` every time waits for the
 GPU's queued work, and peak memory is the CUDA allocator's peak above the start
 (``torch.cuda.max_memory_allocated``).
 """
@@ -251,9 +252,15 @@ def _warm_up(info, x, models_, kw) -> None:
 
 
 def _run(info, x, models_, kw, device=None) -> tuple[float, float, int]:
-    _warm_up(info, x, models_, kw)
-    seconds, mb, steps = _measure(lambda: list(info(x, models_, **kw)), device)
-    return seconds, mb, len(steps) - 1
+    """Seconds of one full run, peak MB, and the updates it made.  The peak is sampled during the
+    warm-up, not the timed run: on 2 cores the sampling thread slows the run it watches (measured: MI-FGSM
+    10 steps on one 160 px face of facenet-casia, median 1.21 s sampled against 0.91 s not, 5 runs each)."""
+    _, mb, _ = _measure(lambda: _warm_up(info, x, models_, kw), device)
+    synchronize(device)
+    t = time.perf_counter()
+    steps = list(info(x, models_, **kw))
+    synchronize(device)
+    return time.perf_counter() - t, mb, len(steps) - 1
 
 
 def main(args) -> None:
@@ -303,8 +310,9 @@ def main(args) -> None:
         "shape builds its kernels, which the floor's warm passes never pay). "
         "Steps: the updates the run made (PMask stops early when every face has converged). Floor: see the "
         "module docstring of benchmarks/cost.py for each method's passes; `f+b` is a forward and backward pass "
-        "to the pixels, `f` a forward pass, the batch in brackets. Peak MB: the most memory the run held above "
-        f"its start ({MEMORY_SOURCE}, sampled every 5 ms; the models were loaded before).  "
+        "to the pixels, `f` a forward pass, the batch in brackets. Peak MB: the most memory held above its start "
+        f"during the warm-up run ({MEMORY_SOURCE}, sampled every 5 ms; the models were loaded before; the timed "
+        "run is not sampled, because on 2 cores the sampling thread slows the run it watches).  "
         "Above 1.3×: what the method computes besides the floor's passes, from its module (a start and a "
         "final report weigh most where a pass is short or the steps are few); single-pass floors move by up to a "
         "third between runs on this machine.")
