@@ -30,9 +30,9 @@ after an untimed run of 2 updates on the same inputs (:func:`_warm_up`), so both
 at batch 1 as the median of 3 faces: a median on both sides (a minimum against a median would read
 this machine's run-to-run noise, ±20 % on one pass, as cost).  A method's ratio to its floor is what
 its own bookkeeping, projections and reported state add.  Peak memory is the
-largest heap in use above the start of the warm-up run (glibc's mallinfo2, sampled every 5 ms): what a
-run holds at its busiest, with the models already loaded; a step's buffers are the same from its first
-update on, and the timed run is not sampled (the sampling thread would slow it on 2 cores, see :func:`_run`).  With ``--device cuda`` every time waits for the
+resident set's peak above the run's start, tracked by the kernel (``VmHWM``, reset before the run, after
+freed heap memory is handed back): what the run itself holds at its busiest, with the models already
+loaded, and no sampling thread to slow the run on 2 cores (see :func:`_measure`).  With ``--device cuda`` every time waits for the
 GPU's queued work, and peak memory is the CUDA allocator's peak above the start
 (``torch.cuda.max_memory_allocated``).
 """
@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 import statistics
-import threading
 import time
 from typing import Callable
 
@@ -59,37 +59,45 @@ BATCH = 8
 TARGETS = 10  # TIP-IM's k
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                                               "uordblks", "fordblks", "keepcost")]
+def _status_mb(field: str) -> float:
+    """``VmRSS`` or ``VmHWM`` (the resident set's peak) of this process, in MB (Linux's /proc)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise OSError(f"no {field} in /proc/self/status")
 
 
-def _in_use_reader() -> tuple[Callable[[], float], str]:
-    """MB of heap in use now: glibc's mallinfo2 (torch's CPU tensors live on that heap, and memory freed by an
-    earlier run counts as free, unlike the resident set); the resident set where glibc is missing."""
+def _reset_peak() -> float:
+    """Start a new resident-set peak and return the resident set now (MB): freed heap memory is first handed
+    back to the system (glibc's malloc_trim), so the peak counts what the run itself holds, not what an earlier
+    run left cached; writing 5 to /proc/self/clear_refs resets the kernel's peak (VmHWM)."""
+    gc.collect()
     try:
-        fn = ctypes.CDLL(None).mallinfo2
-        fn.restype = _MallInfo2
-
-        def in_use() -> float:
-            m = fn()
-            return (m.uordblks + m.hblkhd) / 2**20
-
-        in_use()
-        return in_use, "heap in use (glibc mallinfo2)"
-    except (AttributeError, OSError):
-        def rss() -> float:
-            with open("/proc/self/statm") as fh:
-                return int(fh.read().split()[1]) * (4096 / 2**20)
-
-        return rss, "resident set (an underestimate after earlier runs)"
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):  # not glibc: the peak then starts from the cached heap too
+        pass
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    return _status_mb("VmRSS")
 
 
-_IN_USE, MEMORY_SOURCE = _in_use_reader()
+def _peak_supported() -> bool:
+    try:
+        _reset_peak()
+        return _status_mb("VmHWM") > 0
+    except OSError:
+        return False
+
+
+MEMORY_SOURCE = ("the resident set's peak above its start (VmHWM, reset before the run; no sampling thread)"
+                 if _peak_supported() else "not measured here (needs Linux's /proc/self/clear_refs)")
 
 
 def _measure(fn: Callable[[], list], device=None) -> tuple[float, float, list]:
-    """Seconds, peak MB in use above the start, and the result of ``fn()`` (on CUDA: the allocator's peak)."""
+    """Seconds, peak MB above the start, and the result of ``fn()``.  On the CPU the kernel tracks the peak
+    (no thread samples it: on 2 cores a sampling thread slowed the run it watched, MI-FGSM on facenet-casia
+    1.21 s against 0.91 s, medians of 5); on CUDA it is the allocator's peak."""
     if device is not None and torch.device(device).type == "cuda":
         synchronize(device)
         start = torch.cuda.memory_allocated(device)
@@ -99,21 +107,13 @@ def _measure(fn: Callable[[], list], device=None) -> tuple[float, float, list]:
         synchronize(device)
         seconds = time.perf_counter() - t0
         return seconds, max(0, torch.cuda.max_memory_allocated(device) - start) / 2**20, out
-    start, peak, done = _IN_USE(), [0.0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _IN_USE())
-            time.sleep(0.005)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
+    supported = MEMORY_SOURCE.startswith("the resident")
+    start = _reset_peak() if supported else 0.0
     t0 = time.perf_counter()
     out = fn()
     seconds = time.perf_counter() - t0
-    done.set()
-    t.join()
-    return seconds, max(0.0, max(peak[0], _IN_USE()) - start), out
+    peak = max(0.0, _status_mb("VmHWM") - start) if supported else float("nan")
+    return seconds, peak, out
 
 
 def _faces(size: int, device=None):
@@ -252,15 +252,10 @@ def _warm_up(info, x, models_, kw) -> None:
 
 
 def _run(info, x, models_, kw, device=None) -> tuple[float, float, int]:
-    """Seconds of one full run, peak MB, and the updates it made.  The peak is sampled during the
-    warm-up, not the timed run: on 2 cores the sampling thread slows the run it watches (measured: MI-FGSM
-    10 steps on one 160 px face of facenet-casia, median 1.21 s sampled against 0.91 s not, 5 runs each)."""
-    _, mb, _ = _measure(lambda: _warm_up(info, x, models_, kw), device)
-    synchronize(device)
-    t = time.perf_counter()
-    steps = list(info(x, models_, **kw))
-    synchronize(device)
-    return time.perf_counter() - t, mb, len(steps) - 1
+    """Seconds of one full run after its warm-up, its peak MB, and the updates it made."""
+    _warm_up(info, x, models_, kw)
+    seconds, mb, steps = _measure(lambda: list(info(x, models_, **kw)), device)
+    return seconds, mb, len(steps) - 1
 
 
 def main(args) -> None:
@@ -310,9 +305,8 @@ def main(args) -> None:
         "shape builds its kernels, which the floor's warm passes never pay). "
         "Steps: the updates the run made (PMask stops early when every face has converged). Floor: see the "
         "module docstring of benchmarks/cost.py for each method's passes; `f+b` is a forward and backward pass "
-        "to the pixels, `f` a forward pass, the batch in brackets. Peak MB: the most memory held above its start "
-        f"during the warm-up run ({MEMORY_SOURCE}, sampled every 5 ms; the models were loaded before; the timed "
-        "run is not sampled, because on 2 cores the sampling thread slows the run it watches).  "
+        "to the pixels, `f` a forward pass, the batch in brackets. Peak MB: the timed run's memory, "
+        f"{MEMORY_SOURCE}; the models were loaded before.  "
         "Above 1.3×: what the method computes besides the floor's passes, from its module (a start and a "
         "final report weigh most where a pass is short or the steps are few); single-pass floors move by up to a "
         "third between runs on this machine.")
