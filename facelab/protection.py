@@ -56,9 +56,11 @@ import torch
 from torch import nn
 
 from .faces.detect import detect_faces
-from .faces.io import ImageReadError, NoFaceError
+from .faces.io import ImageReadError, NoFaceError, describe
 from .faces.view import BatchedRegionView, FaceRegion, RegionView, canvas_shape, face_region, footprint
 from .photo import Photo, read_photo
+# the result and its report (protection_report), re-exported where users import them from
+from .protection_report import RESCORE_BATCH, FaceReport, ModelScore, ProtectReport, Protected
 from .steps import Step, run
 
 DEFAULT_MODELS = ("facenet-casia",)
@@ -205,12 +207,6 @@ RECIPES: dict[str, Recipe] = {
     "pmask": Recipe("pmask", _prepare_pmask),
     "pmt": Recipe("pmt"),
 }
-
-
-# the result and its report live in protection_report; re-exported here, where users import them from
-from .protection_report import (  # noqa: E402
-    RESCORE_BATCH, FaceReport, ModelScore, ProtectReport, Protected, _match,
-)
 
 
 # -- protect ------------------------------------------------------------------
@@ -544,7 +540,7 @@ class _Job:
                     try:
                         entry = self.open(photo)
                     except PHOTO_ERRORS as exc:
-                        entry = ProtectFailure(photo, _describe(photo), exc)
+                        entry = ProtectFailure(photo, describe(photo), exc)
                     else:
                         entry.seconds += time.perf_counter() - t
                         if bar is None:
@@ -676,12 +672,3 @@ def _grow(bar, n: int) -> None:
 
 def _n_ready(held) -> int:
     return sum(len(e.ready()) for e in held if isinstance(e, _PhotoJob))
-
-
-def _describe(photo) -> str:
-    from .photo import describe
-
-    try:
-        return describe(photo)
-    except Exception:  # a name is only for the message
-        return type(photo).__name__
