@@ -334,6 +334,18 @@ def test_notebook_widgets_in_chromium(lab, page, notebook, players, record_prope
         _check_reopened(page, lab, notebook, players)
 
 
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def _saved_widgets(path) -> dict:
+    """The widget metadata of the notebook at ``path``; {} while JupyterLab is still writing it (a file read
+    mid-save is cut short: a CI run failed on exactly that)."""
+    try:
+        return json.loads(path.read_text()).get("metadata", {}).get("widgets", {})
+    except json.JSONDecodeError:
+        return {}
+
+
 def _check_reopened(page, lab, name: str, players: int) -> None:
     """Save, shut the kernel down, reopen: the players' last frames must be shown from the saved widget state."""
     path = lab["root"] / name
@@ -341,12 +353,10 @@ def _check_reopened(page, lab, name: str, players: int) -> None:
     page.locator(f"{ACTIVE} .jp-Notebook").first.click()
     page.keyboard.press("Control+s")
     end = time.time() + 30
-    while time.time() < end and not (path.stat().st_mtime > before
-                                     and "application/vnd.jupyter.widget-state+json" in json.loads(path.read_text()).get(
-                                         "metadata", {}).get("widgets", {})):
+    while time.time() < end and not (path.stat().st_mtime > before and WIDGET_STATE in _saved_widgets(path)):
         time.sleep(0.25)
-    saved = json.loads(path.read_text()).get("metadata", {}).get("widgets", {})
-    assert "application/vnd.jupyter.widget-state+json" in saved, \
+    saved = _saved_widgets(path)
+    assert WIDGET_STATE in saved, \
         f"{name}: the saved notebook holds no widget state (is saveState on in lab/settings/overrides.json?)"
     for k in _get(f"{lab['base']}/api/kernels?token={lab['token']}"):
         req = urllib.request.Request(f"{lab['base']}/api/kernels/{k['id']}?token={lab['token']}", method="DELETE")
