@@ -100,6 +100,8 @@ EM = tuple(f"facelab/methods/erasable_mask/{n}.py" for n in ("checkpoint", "data
 
 # the code that words a page from its JSON (a re-render reads only this)
 PMASK_PAGE = ("facelab/experiments/pmask_claims.py", "facelab/experiments/pmask_report.py")
+TA_PAGE = ("facelab/experiments/targeted_anonymization_claims.py",
+           "facelab/experiments/targeted_anonymization_report.py")
 
 SUITES: dict[str, Suite] = {
     "models": Suite(
@@ -134,7 +136,8 @@ SUITES: dict[str, Suite] = {
                        "facelab/evaluation/calibration.py", "facelab/metrics/verification.py"),
                       (OPS[n] for n in ("budget", "diversity", "identity", "momentum")),
                       TIMING, CLAIMS, EVALUATION, FACES, WEIGHTS, THRESHOLDS, LOCK),
-        command="python -m benchmarks targeted_anonymization"),
+        command="python -m benchmarks targeted_anonymization",
+        render_inputs=("benchmarks/targeted_anonymization.py", *TA_PAGE, *CLAIMS, "facelab/evaluation/tables.py")),
     "erasable_mask": Suite(
         outputs=(f"{RESULTS}/erasable_mask.md", f"{RESULTS}/erasable_mask.json"),
         inputs=_files(("benchmarks/erasable_mask.py", "facelab/models/attributes.py", "facelab/experiments/erasable_mask.py",
@@ -183,7 +186,7 @@ PARTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("tip_im", "cost"): ("tip_im_cost",),
     ("tip_im", "claims"): ("tip_im",),
 }
-RENDER_PARTS = {("pmask", "render"): ("pmask",)}
+RENDER_PARTS = {("pmask", "render"): ("pmask",), ("targeted_anonymization", "render"): ("targeted_anonymization",)}
 
 
 @dataclass(frozen=True)

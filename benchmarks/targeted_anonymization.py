@@ -24,7 +24,9 @@ every per-trial decision and is what notebook 01's figures read.
 
 Entry point for ``python -m benchmarks``: :func:`main` (``args.out``,
 ``args.threads``, ``args.data``, ``args.device``; optional ``args.ta_*`` fields, see
-:func:`parser`).  Standalone: ``python -m benchmarks.targeted_anonymization …``.
+:func:`parser`).  Standalone: ``python -m benchmarks.targeted_anonymization …``;
+``python -m benchmarks.targeted_anonymization render`` re-writes the page from the
+committed JSON (after a change to its wording only).
 """
 from __future__ import annotations
 
@@ -140,9 +142,28 @@ def _machine(threads: int, load_at_start: float, device="cpu") -> str:
     return f"{machine_line(threads, device)}; 1-min load average {load_at_start:.2f} at the start, {_load():.2f} at the end"
 
 
+def render_main(args) -> str:
+    """Re-write ``targeted_anonymization.md`` from its JSON without re-running the attacks
+    (``python -m benchmarks.targeted_anonymization render``): after a change to the page's wording only."""
+    from facelab.experiments.targeted_anonymization import load_results
+    from facelab.experiments.targeted_anonymization_report import render
+
+    out = Path(getattr(args, "out", Path(__file__).parent / "results"))
+    R = load_results(out / "targeted_anonymization.json")
+    if R is None:
+        raise SystemExit(f"{out / 'targeted_anonymization.json'} is missing or of an older schema: run "
+                         "python -m benchmarks targeted_anonymization --threads 1")
+    text = render(R)
+    (out / "targeted_anonymization.md").write_text(text)
+    return text
+
+
 if __name__ == "__main__":
-    a = parser().parse_args(sys.argv[1:])
-    a.ta_command = " ".join(["python -m benchmarks.targeted_anonymization", *sys.argv[1:]])
-    main(a)
+    argv = sys.argv[1:]
+    part = "render" if argv[:1] == ["render"] else "all"
+    a = parser().parse_args(argv[1:] if part == "render" else argv)
+    a.ta_command = " ".join(["python -m benchmarks.targeted_anonymization", *argv])
+    (render_main if part == "render" else main)(a)
     from .provenance import after_run
-    after_run("targeted_anonymization", a)  # record in results/provenance.json (not for --quick or smoke runs)
+    # record in results/provenance.json (not for --quick or smoke runs; a render keeps the run's record)
+    after_run("targeted_anonymization", a, part=part)

@@ -72,6 +72,12 @@ def render(R: dict) -> str:
         "same optimiser; d = 0 is the transfer attack of Eq. 1 alone. (ori) = the constraint J(f_A(x0), f_A(x+δ)) ≥ "
         "th_old walked by Eq. 5: Formula 2's reference with the normal threshold (Fig. 1's 'ori'). One attack run per "
         "(trial, setting); every claim below is scored on those runs.", "",
+        f"**One seed ({P['seed']}).** The seed draws the trials (which photos are protected where a person has more "
+        f"than {P['per_identity']}, which photos are averaged with each, which one is its validation probe) and every "
+        "attack's input "
+        "diversity (resize and padding per step). The run was not repeated over seeds (about an hour per seed on one "
+        "thread), so every CI and p-value below carries the trials' and the pairing's uncertainty, not the seed's: a "
+        "verdict near its boundary can change with another draw. `--seed N` reruns the protocol on another draw.", "",
         f"**Thresholds** at FAR {far:g}, calibrated on the {cal['images']} photos of the {cal['identities']} identities "
         f"that no trial uses ({cal['impostor_pairs']} impostor pairs; no evaluated photo helped set a threshold). With "
         f"{cal['impostor_pairs']} pairs, FAR {far:g} puts each threshold just above the {cal['rests_on']}"
