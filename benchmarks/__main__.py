@@ -1,4 +1,5 @@
-"""python -m benchmarks SUITE [--repeats N] [--threads N] [--out DIR] [--data offline|lfw|folder:PATH] [--device cpu|cuda]"""
+"""python -m benchmarks SUITE [--repeats N] [--threads N] [--out DIR] [--data offline|lfw|folder:PATH] [--seeds S ...]
+[--device cpu|cuda]"""
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="offline",
                    help="face set of the paper benchmarks: offline (default), lfw (internet once) or folder:PATH "
                         "(one sub-folder of photos per identity)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="seeds of the paper benchmarks that measure their claims once per seed "
+                        "(tip_im, pmask, pmt; default: each one's own, 0 1 2)")
     add_device_option(p)
     args = p.parse_args(argv)
     args.device = device_of(args)
