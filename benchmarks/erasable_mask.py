@@ -14,6 +14,10 @@ checkpoint                      trained with
 ``erasable_mask-nonoise``       ``--no-noise``          — claim (d)
 ==============================  ===========================================================
 
+and, for the editor ablation (AttGAN's one shortcut against facelab's three;
+stage 1 only, 2 min), ``erasable_mask-editor-shortcut1`` (``--shortcut-layers 1
+--epochs 40 0 0``).
+
 Protocol (:mod:`facelab.experiments.erasable_mask`): the 16 held-out faces
 of the offline set (seed-0 split; never seen in training; ``--data lfw`` or
 ``--data folder:PATH``: every face of that set instead), each protected
@@ -124,6 +128,17 @@ def main(args) -> str:
         # a smoke run neither reads nor writes the cache: it cannot hand its numbers to a real run
         results[name] = run() if fast else _cached_evaluation(name, _eval_key(name, xs, bs), run)
 
+    editors = {}
+    for name in (E.BASE, *E.EDITORS):
+        if name in models_:
+            editors[name] = E.evaluate_editor(models_[name], xs, bs, face_models)
+        elif name in E.EDITORS and em.exists(name):
+            editor = em.load(name, device=device)
+            editors[name] = E.evaluate_editor(editor, xs, bs, face_models)
+            models_[name] = editor
+        elif name in E.EDITORS:
+            missing.append(name)
+
     baselines, speed = [], None
     if E.BASE in results:
         l2 = float(np.mean(results[E.BASE]["per_unit"]["l2_change"]))
@@ -139,7 +154,7 @@ def main(args) -> str:
          "machine": machine_line(threads, device), "load_average": load_avg, "cpu_count": os.cpu_count(),
          "data": data.description, "n_faces": int(x.shape[0]), "faces": faces.tolist(), "far": E.FAR,
          "white": list(E.WHITE), "black": list(E.BLACK), "variants": dict(E.VARIANTS),
-         "distortions": list(E.DISTORTIONS), "missing": missing, "results": results, "baselines": baselines,
+         "distortions": list(E.DISTORTIONS), "missing": missing, "results": results, "editors": editors, "baselines": baselines,
          "speed": speed, "provenance": {n: m.provenance for n, m in models_.items()}}
     R["seconds"] = time.perf_counter() - t_start
     R = json.loads(json.dumps(R, default=str))  # the page is rendered from exactly what the JSON holds

@@ -17,10 +17,12 @@ The benchmark saves everything its page shows in one JSON (:data:`SCHEMA`):
 * ``"data"`` (the face set's description), ``"n_faces"``, ``"faces"`` (the
   face index of every unit), ``"far"``, ``"white"``, ``"black"``,
   ``"variants"`` (checkpoint name → training flags), ``"distortions"``,
-  ``"missing"`` (variants without a checkpoint);
+  ``"missing"`` (variants and editors without a checkpoint);
 * ``"results"``: per variant, ``"clean"`` and each distortion evaluated
   (:func:`facelab.methods.erasable_mask.evaluate`, with per-unit outcomes)
   and ``"per_unit"`` (restored / protected PSNR, L2 change);
+* ``"editors"``: the editor ablation, per checkpoint (the default and
+  :data:`EDITORS`) :func:`evaluate_editor`'s dict (absent in older files);
 * ``"baselines"`` (one dict per attack), ``"speed"``, ``"provenance"`` (per
   variant, the checkpoint's).
 
@@ -52,6 +54,10 @@ VARIANTS = {
     "erasable_mask-nonoise": "--no-noise",
 }
 """Checkpoint name → the training flags that make it."""
+EDITORS = {"erasable_mask-editor-shortcut1": "--shortcut-layers 1 --epochs 40 0 0"}
+"""Stage-1-only checkpoints (the attribute editor alone) for the editor ablation: AttGAN's one shortcut against
+facelab's three (:class:`facelab.methods.erasable_mask.NetConfig`); only their edit is evaluated
+(:func:`evaluate_editor`), beside the default checkpoint's own stage-1 editor."""
 DISTORTIONS = {"jpeg75": ("jpeg", 75.0), "noise0.02": ("gaussian", 0.02), "resize0.5": ("resize", 0.5)}
 FAR = 0.01
 
@@ -86,6 +92,23 @@ def evaluate_variant(model, xs: torch.Tensor, bs: torch.Tensor, face_models: Map
     out["per_unit"] = {"psnr_restored": psnr(x_r, xs).tolist(), "psnr_protected": psnr(x_p, xs).tolist(),
                        "l2_change": (x_p - xs).flatten(1).norm(dim=1).tolist()}
     return out
+
+
+@torch.no_grad()
+def evaluate_editor(model, xs: torch.Tensor, bs: torch.Tensor, face_models: Mapping) -> dict:
+    """The attribute-edited faces x_b = G(x, b) alone (no perturbation encoder): per model the share still
+    matched to their clean face at the threshold for FAR :data:`FAR` (per unit, for paired tests), and
+    PSNR / SSIM of x_b against x.  A low match rate means the editor itself loses the identity, so the
+    protected faces' ASR would not measure the perturbation."""
+    from ..methods.erasable_mask.evaluate import match_rates
+    from ..metrics.quality import psnr, ssim
+
+    x_b = model.edit(model.check_faces(xs), bs)
+    matched = {name: match_rates(m, xs, x_b, FAR)[0].tolist() for name, m in face_models.items()}
+    return {"shortcut_layers": model.cfg.shortcut_layers,
+            "stage1_epochs": (model.provenance or {}).get("train", {}).get("epochs", [None])[0],
+            "match": {name: sum(v) / len(v) for name, v in matched.items()}, "matched": matched,
+            "psnr": float(psnr(x_b, xs).mean()), "ssim": float(ssim(x_b, xs).mean())}
 
 
 def baselines(x: torch.Tensor, white: Mapping, face_models: Mapping, l2_budget: float) -> list[dict]:
@@ -127,5 +150,6 @@ def benchmark_results() -> dict | None:
     return _results.committed_results("erasable_mask", SCHEMA)
 
 
-__all__ = ["SCHEMA", "BASE", "WHITE", "BLACK", "VARIANTS", "DISTORTIONS", "FAR", "units", "evaluate_variant",
+__all__ = ["SCHEMA", "BASE", "WHITE", "BLACK", "VARIANTS", "EDITORS", "DISTORTIONS", "FAR", "units",
+           "evaluate_variant", "evaluate_editor",
            "baselines", "load_results", "benchmark_results"]

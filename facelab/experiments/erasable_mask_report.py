@@ -127,8 +127,26 @@ def _protection_section(R: Mapping) -> list[str]:
         r = R["results"][BASE]["clean"]
         L += ["", "Match rate of the attribute-edited faces x_b (no perturbation encoder) per model, "
               f"for reference: {_model_rates(r, every, 'match_edited')} "
-              "(a low rate means the editing autoencoder alone already loses the identity at this scale)."]
+              "(a low rate means the editing autoencoder alone already loses the identity at this scale, "
+              "and that model's ASR measures the editor, not the perturbation)."]
     return L
+
+
+def _editors_section(R: Mapping) -> list[str]:
+    """The editor ablation: AttGAN's shortcut count against the identity the edited faces keep."""
+    editors = R.get("editors") or {}
+    if not editors:
+        return []
+    every = model_group(R, "all")
+    rows = [[name, str(e["shortcut_layers"]), str(e["stage1_epochs"]), _rates(e["match"], every),
+             f"{e['psnr']:.1f}", f"{e['ssim']:.3f}"] for name, e in editors.items()]
+    n_units = len(R["faces"])
+    return ["", "## Editor ablation: AttGAN's shortcuts", "",
+            f"The attribute editor alone (stage 1; x_b = G(x, b), no perturbation), on the same {n_units} units "
+            f"({R['n_faces']} faces × 2 targets): the share of x_b still matched to its clean face per model "
+            f"({' / '.join(every)}, at FAR {R['far']:.0%}), and PSNR / SSIM of x_b vs x. "
+            f"`{BASE}`'s row is its own frozen stage-1 editor; the other is trained for stage 1 only.", ""] + \
+        _table(["checkpoint", "shortcut layers", "stage-1 epochs", "x_b matched", "PSNR x_b", "SSIM x_b"], rows)
 
 
 def _baselines_section(R: Mapping) -> list[str]:
@@ -162,7 +180,7 @@ def _speed_section(R: Mapping) -> list[str]:
 
 def render(R: Mapping) -> str:
     """The whole ``erasable_mask.md`` page of a results dict (schema 1)."""
-    L = _header(R) + _protection_section(R)
+    L = _header(R) + _protection_section(R) + _editors_section(R)
     if BASE in R["results"]:
         L += _baselines_section(R) + _speed_section(R)
     L += [""] + _claims_section(R)

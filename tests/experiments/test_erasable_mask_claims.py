@@ -249,6 +249,21 @@ def test_render_without_the_default_checkpoint():
                       "`python -m facelab.methods.erasable_mask --threads 1`)") == 7
 
 
+def test_render_shows_the_editor_ablation_only_when_it_ran():
+    def editor(shortcuts, epochs, match):
+        return {"shortcut_layers": shortcuts, "stage1_epochs": epochs, "psnr": 22.79, "ssim": 0.6512,
+                "match": {m: match for m in (*WHITE, *BLACK)}, "matched": {}}
+    R = results(editors={"erasable_mask": editor(3, 40, 0.75), "erasable_mask-editor-shortcut1": editor(1, 40, 0.0)})
+    page = render(R)
+    assert "\n## Editor ablation: AttGAN's shortcuts\n" in page
+    assert "on the same 12 units (6 faces × 2 targets)" in page
+    assert "| checkpoint | shortcut layers | stage-1 epochs | x_b matched | PSNR x_b | SSIM x_b |" in page
+    assert "| erasable_mask | 3 | 40 | 75% / 75% / 75% / 75% / 75% | 22.8 | 0.651 |" in page
+    assert "| erasable_mask-editor-shortcut1 | 1 | 40 | 0% / 0% / 0% / 0% / 0% | 22.8 | 0.651 |" in page
+    assert "Editor ablation" not in render(results())          # a results file from before the ablation
+    assert "Editor ablation" not in render(results(editors={}))
+
+
 def test_render_is_a_function_of_the_json():
     R = results()
     assert render(json.loads(json.dumps(R))) == render(R)

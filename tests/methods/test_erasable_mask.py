@@ -7,9 +7,9 @@ the restorer brings protected faces closer to the clean ones (PSNR), the
 attack lowers the surrogates' similarity below the attribute edit's, every
 stage's main loss falls.  Whether the *teaching-scale* checkpoint erases
 (ESR above the protected faces' match rate) and protects (ASR) is tested on
-that checkpoint when it exists in the cache (it takes minutes to train:
-``python -m facelab.methods.erasable_mask``), and skipped — saying so — when
-it does not.
+that checkpoint; when the facelab cache has none, the test trains it first,
+exactly as ``python -m facelab.methods.erasable_mask`` would (about 4 min on
+2 cores), and stores it there with its provenance naming this test.
 """
 from __future__ import annotations
 
@@ -184,6 +184,10 @@ def test_bad_inputs_get_clear_errors(trained, faces64):
         em.TrainConfig(kappa=30.0)
     with pytest.raises(ValueError, match="attack"):
         em.TrainConfig(attack="pgd")
+    with pytest.raises(ValueError, match=r"shortcut_layers must be in 1 … 3"):
+        em.NetConfig(shortcut_layers=4)
+    with pytest.raises(ValueError, match="shortcut_layers"):
+        em.NetConfig(shortcut_layers=0)
     # a dict naming every attribute and one shared row work
     assert model.protect(x[:2], {"male": 1, "young": 0, "smiling": 1}).shape == (2, 3, 64, 64)
     assert model.protect(x[:2], [1, 0, 1]).shape == (2, 3, 64, 64)
@@ -214,18 +218,21 @@ def test_step_method_is_the_trained_protector(trained, faces64, surrogates):
         next(em.erasable_mask(torch.rand(1, 3, 32, 32), protector=model))
 
 
-def test_teaching_checkpoint_protects_and_erases(faces64, surrogates):
-    """On the teaching-scale checkpoint only (skipped when it was not trained here)."""
+def test_teaching_checkpoint_protects_and_erases(faces64, load_model):
+    """On the teaching-scale checkpoint (trained here first when the cache has none), on the two
+    surrogates and the three held-out (black-box) models."""
     if not em.exists():
-        pytest.skip("no teaching-scale checkpoint in the facelab cache; train it with "
-                    "`python -m facelab.methods.erasable_mask` (≈ 10–20 min on 2 cores)")
+        em.train_and_save("teaching", command="pytest tests/methods/test_erasable_mask.py (the same training as "
+                                              "python -m facelab.methods.erasable_mask)")
     model = em.load()
+    face_models = {n: load_model(n) for n in (*SURROGATES, "mobilefacenet", "facenet-casia", "faceres")}
     x, a = faces64.split("test")
-    r = em.evaluate(model, x, 1 - a, surrogates)
+    r = em.evaluate(model, x, 1 - a, face_models)
     assert r["psnr_restored"] > r["psnr_protected"] + 1.0, r
-    ms = r["models"].values()
-    # restored faces are matched to their owner more often than protected ones: pooled over the
-    # surrogates (faceapi-resnet's L2 threshold is strict enough at 64 px that neither matches)
-    assert sum(m["esr"] for m in ms) > sum(1 - m["asr"] for m in ms) + 0.25, r["models"]
-    assert all(m["esr"] >= 1 - m["asr"] for m in ms), r["models"]
-    assert all(m["asr"] > 0 for m in ms), r["models"]  # a clean face matches itself: clean ASR is 0
+    ms = r["models"]
+    # on every model the restorer gives the identity back: restored faces match their owner clearly more
+    # often than protected ones (16 faces, so 0.25 is four faces)
+    assert all(m["esr"] >= (1 - m["asr"]) + 0.25 for m in ms.values()), ms
+    # the protected faces fool the surrogates at least half the time, and every held-out model sometimes
+    assert all(ms[n]["asr"] >= 0.5 for n in SURROGATES), ms
+    assert all(m["asr"] > 0 for m in ms.values()), ms  # a clean face matches itself: clean ASR is 0

@@ -16,7 +16,7 @@ CPU.  See docs/erasable_mask.md for every choice.
 Training: :func:`train` (a Step generator), ``python -m facelab.methods.erasable_mask``.
 """
 from .checkpoint import CheckpointError, checkpoint_path, exists, load, save
-from .data import FaceData, held_out_faces, offline_faces
+from .data import FaceData, held_out_faces, offline_faces, training_faces
 from .evaluate import evaluate, match_rates
 from .method import erasable_mask, own_attributes
 from .model import ErasableMask
@@ -25,6 +25,6 @@ from .train import ROWS, TrainConfig, configs, preview_rows, train, train_and_sa
 
 __all__ = [
     "ErasableMask", "NetConfig", "TrainConfig", "train", "train_and_save", "configs", "preview_rows", "ROWS",
-    "load", "save", "exists", "checkpoint_path", "CheckpointError", "FaceData", "held_out_faces", "offline_faces", "evaluate",
-    "match_rates", "erasable_mask", "own_attributes",
+    "load", "save", "exists", "checkpoint_path", "CheckpointError", "FaceData", "held_out_faces", "offline_faces",
+    "training_faces", "evaluate", "match_rates", "erasable_mask", "own_attributes",
 ]

@@ -33,7 +33,7 @@ from .model import ErasableMask
 from .nets import NetConfig
 
 MAGIC = b"FACELAB-ERASABLEMASK\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: NetConfig.shortcut_layers (AttGAN shortcuts 1 → 3 by default)
 
 
 class CheckpointError(ValueError):

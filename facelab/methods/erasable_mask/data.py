@@ -1,4 +1,4 @@
-"""Training faces for ErasableMask: the offline set with attribute pseudo-labels.
+"""Training faces for ErasableMask: the offline set (or LFW, or a folder) with attribute pseudo-labels.
 
 No labelled attribute dataset (CelebA) is reachable offline, so the n-bit
 labels come from facelab's pretrained attribute models, thresholded:
@@ -89,15 +89,11 @@ def offline_faces(size: int = 64, test_fraction: float = 0.2, seed: int = 0, log
                     np.sort(order[n_test:]), np.sort(order[:n_test]), desc)
 
 
-def held_out_faces(spec: str, size: int = 64, log=print) -> FaceData:
-    """Faces to *evaluate* trained checkpoints on: the offline set's seeded test split for ``"offline"``
-    (:func:`offline_faces`), or every face of another set named as in :func:`facelab.faces.face_set`
-    (``lfw``, ``folder:PATH``), pseudo-labelled the same way.  The checkpoints were trained on the offline
-    set only, so every face of another set is held out (``train`` is empty)."""
+def _labelled_set(spec: str, size: int, log):
+    """Every face of the set ``spec`` names (:func:`facelab.faces.face_set`) at ``size`` px with its
+    pseudo-labels, and a description head."""
     from ...faces import face_set
 
-    if spec == "offline":
-        return offline_faces(size, log=log)
     s = face_set(spec, 112, log=log)
     labels = pseudo_labels(s.crops)
     faces = s.crops if size == 112 else F.interpolate(s.crops, size=(size, size), mode="bilinear",
@@ -105,10 +101,40 @@ def held_out_faces(spec: str, size: int = 64, log=print) -> FaceData:
     counts = labels.mean(0)
     desc = (f"{s.name}: {len(s)} faces of {len(s.identities)} identities at {size}px (from 112px "
             "ArcFace-aligned crops); pseudo-label rates "
-            + ", ".join(f"{a} {c:.0%}" for a, c in zip(DEFAULT_ATTRIBUTES, counts))
-            + "; all held out (the checkpoints were trained on the offline set)")
-    return FaceData(faces.contiguous(), torch.from_numpy(labels).float(), DEFAULT_ATTRIBUTES, list(s.labels),
-                    np.zeros(0, dtype=np.int64), np.arange(len(s)), desc)
+            + ", ".join(f"{a} {c:.0%}" for a, c in zip(DEFAULT_ATTRIBUTES, counts)))
+    return faces.contiguous(), torch.from_numpy(labels).float(), list(s.labels), desc
+
+
+def training_faces(spec: str = "offline", size: int = 64, test_fraction: float = 0.2, seed: int = 0,
+                   log=print) -> FaceData:
+    """Faces to *train* on: the offline set (:func:`offline_faces`), or every face of another set named as
+    in :func:`facelab.faces.face_set` (``lfw`` where the internet exists: 3,023 photos of 62 people;
+    ``folder:PATH``: a class's own consented photos), pseudo-labelled the same way, with the same seeded
+    split over images (``test_fraction`` held out)."""
+    if spec == "offline":
+        return offline_faces(size, test_fraction, seed, log=log)
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    faces, labels, identities, desc = _labelled_set(spec, size, log)
+    n = faces.shape[0]
+    n_test = max(1, round(test_fraction * n))
+    if n - n_test < 2:
+        raise ValueError(f"{spec} has {n} faces: training needs at least 2 besides the {n_test} held out")
+    order = np.random.default_rng(seed).permutation(n)
+    return FaceData(faces, labels, DEFAULT_ATTRIBUTES, identities, np.sort(order[n_test:]), np.sort(order[:n_test]),
+                    desc + f"; {n - n_test} train / {n_test} test images (seed {seed})")
+
+
+def held_out_faces(spec: str, size: int = 64, log=print) -> FaceData:
+    """Faces to *evaluate* trained checkpoints on: the offline set's seeded test split for ``"offline"``
+    (:func:`offline_faces`), or every face of another set named as in :func:`facelab.faces.face_set`
+    (``lfw``, ``folder:PATH``), pseudo-labelled the same way.  The benchmark's checkpoints were trained on
+    the offline set only, so every face of another set is held out (``train`` is empty)."""
+    if spec == "offline":
+        return offline_faces(size, log=log)
+    faces, labels, identities, desc = _labelled_set(spec, size, log)
+    return FaceData(faces, labels, DEFAULT_ATTRIBUTES, identities, np.zeros(0, dtype=np.int64),
+                    np.arange(faces.shape[0]), desc + "; all held out (the checkpoints were trained on the offline set)")
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, max_shift: int = 3, jitter: float = 0.1) -> torch.Tensor:

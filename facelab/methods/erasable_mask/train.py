@@ -341,28 +341,31 @@ def configs(scale: str = "teaching", **overrides) -> tuple[NetConfig, TrainConfi
 
 def train_and_save(scale: str = "teaching", name: str = "erasable_mask", seed: int = 0,
                    surrogates: Sequence[str] = DEFAULT_SURROGATES, command: str | None = None, log=print,
-                   save: bool = True, **overrides) -> tuple[ErasableMask, dict]:
-    """Train at ``scale`` on the offline set and store the checkpoint (with
-    provenance) under ``name`` in the facelab cache.  Returns the model and
-    the per-stage record {curves, seconds}."""
+                   save: bool = True, data: str = "offline", **overrides) -> tuple[ErasableMask, dict]:
+    """Train at ``scale`` on ``data`` (``offline``, ``lfw`` or ``folder:PATH``:
+    :func:`~facelab.methods.erasable_mask.data.training_faces`) and store the
+    checkpoint (with provenance) under ``name`` in the facelab cache.  Returns
+    the model and the per-stage record {curves, seconds}.  An epoch is one
+    pass over the training faces: on a set larger than the offline one, lower
+    ``epochs`` to keep the number of iterations."""
     from ... import __version__, models
     from ...steps import history
-    from .data import offline_faces
+    from .data import training_faces
 
     net_cfg, train_cfg = configs(scale, seed=seed, **overrides)
     torch.manual_seed(seed)
     model = ErasableMask(net_cfg)
-    data = offline_faces(net_cfg.size, seed=seed, log=log)
+    faces = training_faces(data, net_cfg.size, seed=seed, log=log)
     sur = {n: models.load(n) for n in surrogates}
-    log(f"training ErasableMask ({scale}): {data.description}; surrogates {list(sur)}")
+    log(f"training ErasableMask ({scale}): {faces.description}; surrogates {list(sur)}")
     t0, c0 = time.perf_counter(), time.process_time()
-    hist = history(_logged(train(model, data, sur, train_cfg), log), keep_every=10, max_kept=50)
+    hist = history(_logged(train(model, faces, sur, train_cfg), log), keep_every=10, max_kept=50)
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     final = _final_losses(hist)
     model.provenance = {
         "command": command or " ".join(["python -m facelab.methods.erasable_mask", *sys.argv[1:]]),
         "scale": scale, "seed": seed, "facelab_version": __version__, "torch_version": torch.__version__,
-        "data": data.description, "surrogates": list(sur), "net": net_cfg.to_dict(),
+        "data": faces.description, "surrogates": list(sur), "net": net_cfg.to_dict(),
         "train": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(train_cfg).items()},
         "final_losses": final, "train_seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
         "load_average": round(os.getloadavg()[0], 2), "iterations": hist.iterations[-1],
@@ -414,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gamma", type=float, default=None, help="γ of Eq. 13 (0 = no clean-domain injection)")
     p.add_argument("--no-curriculum", action="store_true")
     p.add_argument("--no-noise", action="store_true")
+    p.add_argument("--data", default="offline",
+                   help="training faces: offline (default), lfw (internet once; 3,023 photos, so lower --epochs) "
+                        "or folder:PATH (one sub-folder of photos per person)")
+    p.add_argument("--shortcut-layers", type=int, default=None,
+                   help="AttGAN's encoder→decoder shortcuts (default 3; AttGAN's own default is 1)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     scale = "fast" if args.fast else args.scale
@@ -422,10 +430,18 @@ def main(argv: list[str] | None = None) -> int:
         overrides["epochs"] = tuple(args.epochs)
     if args.gamma is not None:
         overrides["gamma"] = args.gamma
+    if args.shortcut_layers is not None:
+        overrides["shortcut_layers"] = args.shortcut_layers
     name = args.name or ("erasable_mask" if scale == "teaching" else f"erasable_mask-{scale}")
     command = " ".join(["python -m facelab.methods.erasable_mask", *(argv if argv is not None else sys.argv[1:])])
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    train_and_save(scale, name=name, seed=args.seed, command=command, **overrides)
+    from ...faces import NeedsInternetError
+
+    try:
+        train_and_save(scale, name=name, seed=args.seed, command=command, data=args.data, **overrides)
+    except (ValueError, OSError, NeedsInternetError) as e:  # a bad --data: one line, not a traceback
+        print(f"python -m facelab.methods.erasable_mask: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
