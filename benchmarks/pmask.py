@@ -14,10 +14,17 @@ offline set, every pool model as an intruder, with the claims of
     on the models in neither team;
 (d) δ: protection, SSIM and time for a small and a large δ (paired tests);
 
-and the seconds-per-face table.  The file is rewritten after every stage, so
+and the seconds-per-face table.  Each claim is measured once per seed
+(``--seeds``, default 0 1 2): a seed re-draws the gallery/probe split and is
+handed to every method's randomness (PMask's random start, the Fawkes-style
+cloak's target pick and start, TIP-IM's generator); the face set, the models,
+the teams (ranked once, on data no seed touches) and the settings stay fixed.
+Every seed keeps its own test and verdict; the page shows each seed's effect,
+their spread and in how many seeds each verdict holds (seeds are not pooled),
+with the first seed in detail.  The file is rewritten after every stage, so
 a run cut short still leaves what it measured.  ``--data`` (``offline``,
 ``lfw`` or ``folder:PATH``): the identity set.  ``FACELAB_FAST=1``: a smoke
-run (2 identities, few steps), not a result.
+run (2 identities, few steps, every seed), not a result.
 """
 from __future__ import annotations
 
@@ -51,8 +58,12 @@ def _busy(load: str) -> bool:
         return False
 
 
+DEFAULT_SEEDS = (0, 1, 2)
+
+
 def main(args) -> str:
     from facelab.experiments import pmask as E
+    from facelab.experiments import pmask_claims as C
     from facelab.experiments.pmask_report import render
     from facelab.faces import face_set
     from facelab.metrics.diversity import rank_teams
@@ -62,20 +73,23 @@ def main(args) -> str:
     torch.set_num_threads(threads)
     device = device_of(args)
     fast = os.environ.get("FACELAB_FAST") == "1"
+    seeds = [int(s) for s in (getattr(args, "seeds", None) or DEFAULT_SEEDS)]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds must be distinct, got {seeds}")
     t_start = time.time()
     load_start = _load_avg()
     data = getattr(args, "data", None) or "offline"
     fs = face_set(data, 112, log=lambda *a: None)
     crops, labels = fs.crops.to(device), fs.labels
-    split = E.make_split(labels, max_gallery=1, max_probes=2, seed=0,
-                         identities=_smoke_identities(labels) if fast else None)
     pool = [load(n, device) for n in available()]
     names = [m.name for m in pool]
     by_name = dict(zip(names, pool))
     settings = {"omega": 0.017, "deltas": list(DELTAS), "steps": 6 if fast else MAX_STEPS, "lr": 0.005,
-                "fawkes_steps": 6 if fast else 150, "tip_steps": 4 if fast else 50, "eps": 12 / 255, "n_targets": 3}
+                "init_noise": 1 / 255, "fawkes_steps": 6 if fast else 150, "tip_steps": 4 if fast else 50,
+                "eps": 12 / 255, "n_targets": 3}
 
-    # focal diversity on the validation pairs
+    # focal diversity on the validation pairs of the whole set: no seed touches it, so the teams are the same in
+    # every seed
     fail, n_pairs = E.validation_failures(pool, crops, labels)
     ranking = rank_teams(fail, 2, names)
     cost = {m.name: _step_cost(m, crops[:1]) for m in pool}
@@ -84,48 +98,63 @@ def main(args) -> str:
     top = min(tied, key=lambda t: sum(cost[n] for n in t))  # ties at the top: the cheapest team
     median = ranking[len(ranking) // 2][0]
     team = [by_name[n] for n in top]
-    gal_emb = {m.name: embed(m, crops[split.gallery], batch=E.EMBED_BATCH) for m in pool}
-    clean = E.identify(split, crops, pool, None, gal_emb)
 
     out = args.out
+    command = (f"python -m benchmarks pmask --threads {threads}" + ("" if data == "offline" else f" --data {data}")
+               + ("" if seeds == list(DEFAULT_SEEDS) else " --seeds " + " ".join(map(str, seeds)))
+               + device_flag(device))
     R: dict = {
-        "schema": E.SCHEMA, "fast": fast, "threads": threads,
-        "command": f"python -m benchmarks pmask --threads {threads}" + ("" if data == "offline" else f" --data {data}")
-                   + device_flag(device),
-        "machine": machine_line(threads, device),
-        "load_start": load_start, "data": fs.name, "split": split.describe(),
-        "probes": split.probes, "faces": split.faces, "models": names, "clean": _j(clean),
+        "schema": E.SCHEMA, "fast": fast, "threads": threads, "command": command,
+        "machine": machine_line(threads, device), "load_start": load_start, "data": fs.name, "models": names,
         "team": list(top), "median_team": list(median), "settings": settings,
         "diversity": {"ranking": [[list(t), d] for t, d in ranking], "failures": fail.sum(1).astype(int).tolist(),
                       "n_pairs": n_pairs, "tied": len(tied), "best": best},
-        "runs": {},
+        # per seed (the key is the seed as a string): its split, clean outcomes, runs and wall time
+        "seeds": seeds, "per seed": {},
     }
 
     def write():
         R["load_end"] = _load_avg()
         R["busy"] = _busy(load_start)
         R["elapsed"] = time.time() - t_start
-        text = render(R)
+        R["claims over seeds"] = C.claims(R)["over seeds"]  # what the page leads with (it recomputes it)
         stem = "pmask_fast" if fast else "pmask"  # a smoke run never overwrites the committed results
-        (out / f"{stem}.md").write_text(text)
         (out / f"{stem}.json").write_text(json.dumps(R, indent=1, ensure_ascii=False))
+        # the page from the JSON as saved, so a re-render of it gives the same bytes
+        text = render(json.loads((out / f"{stem}.json").read_text()))
+        (out / f"{stem}.md").write_text(text)
         return text
 
     write()
-
-    def run(key, method, team_models, **kw):
-        r = E.protect(split, crops, method, team_models, log=print, gallery_emb=gal_emb, **kw)
-        E.evaluate(r, split, crops, pool, gal_emb)
-        R["runs"][key] = {"outcomes": _j(r.outcomes), "ssim": r.ssim.tolist(), "psnr": r.psnr.tolist(),
-                          "iterations": r.iterations, "seconds": r.seconds, "converged": r.converged}
+    S = settings
+    for seed in seeds:
+        print(f"-- seed {seed}", flush=True)
+        t_seed = time.time()
+        # the seed draws the split and every method's randomness (pmask's start, Fawkes' target pick and start,
+        # tip_im's generator); see facelab.experiments.pmask_report.randomness_text
+        split = E.make_split(labels, max_gallery=1, max_probes=2, seed=seed,
+                             identities=_smoke_identities(labels) if fast else None)
+        gal_emb = {m.name: embed(m, crops[split.gallery], batch=E.EMBED_BATCH) for m in pool}
+        clean = E.identify(split, crops, pool, None, gal_emb)
+        entry = {"split": split.describe(), "probes": split.probes, "faces": split.faces, "clean": _j(clean),
+                 "runs": {}, "elapsed": time.time() - t_seed}
+        R["per seed"][str(seed)] = entry
         write()
 
-    S = settings
-    run("pmask", "pmask", team, delta=1.0, max_steps=S["steps"], lr=S["lr"])
-    run("fawkes", "fawkes", team, max_step=S["fawkes_steps"])
-    run("tip_im", "tip_im", [team[0]], steps=S["tip_steps"], eps=S["eps"], n_targets=S["n_targets"])
-    run(f"pmask δ={DELTAS[0]:g}", "pmask", team, delta=DELTAS[0], max_steps=S["steps"], lr=S["lr"])
-    run("pmask median team", "pmask", [by_name[n] for n in median], delta=1.0, max_steps=S["steps"], lr=S["lr"])
+        def run(key, method, team_models, **kw):
+            r = E.protect(split, crops, method, team_models, log=print, gallery_emb=gal_emb, seed=seed, **kw)
+            E.evaluate(r, split, crops, pool, gal_emb)
+            entry["runs"][key] = {"outcomes": _j(r.outcomes), "ssim": r.ssim.tolist(), "psnr": r.psnr.tolist(),
+                                  "iterations": r.iterations, "seconds": r.seconds, "converged": r.converged}
+            entry["elapsed"] = time.time() - t_seed
+            write()
+
+        pm = dict(max_steps=S["steps"], lr=S["lr"], init_noise=S["init_noise"])
+        run("pmask", "pmask", team, delta=1.0, **pm)
+        run("fawkes", "fawkes", team, max_step=S["fawkes_steps"])
+        run("tip_im", "tip_im", [team[0]], steps=S["tip_steps"], eps=S["eps"], n_targets=S["n_targets"])
+        run(f"pmask δ={DELTAS[0]:g}", "pmask", team, delta=DELTAS[0], **pm)
+        run("pmask median team", "pmask", [by_name[n] for n in median], delta=1.0, **pm)
     return write()
 
 
@@ -176,10 +205,14 @@ if __name__ == "__main__":
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data", default="offline", help="offline (default), lfw or folder:PATH")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="run the protocol once per seed (the split and every method's randomness); default 0 1 2")
     add_device_option(p)
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     {"render": render_main, "all": main}[a.part](a)
-    from .provenance import after_run
-    after_run("pmask", a, part=a.part)  # record in results/provenance.json (a render keeps the run's record)
+    from .provenance import _process_start, after_run, record
+    recorded = after_run("pmask", a, part=a.part)  # record in results/provenance.json (a render keeps the run's record)
+    if a.part == "all" and "pmask" in recorded:  # after_run passes no seeds for this benchmark: name them
+        record("pmask", seeds=list(a.seeds or DEFAULT_SEEDS), started=_process_start())
     sys.exit(0)

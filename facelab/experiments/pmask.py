@@ -17,6 +17,10 @@ Focal diversity (:func:`pool_failures`): a model "fails" on a validation
 photo when leave-one-out identification over the whole set (every other
 photo as gallery) returns the wrong identity.  On the offline set that
 validation data is the same faces as the evaluation (stated in every table).
+
+The benchmark (``python -m benchmarks pmask``) runs this protocol once per
+seed: the seed draws :func:`make_split` and is handed to every method
+:func:`protect` runs (``seed=``); the teams are ranked once, before any seed.
 """
 from __future__ import annotations
 
@@ -39,9 +43,11 @@ from . import results as _results
 #: faces per forward when this protocol embeds a set (part of its results' recipe)
 EMBED_BATCH = 64
 
-SCHEMA = 2
-"""Version of the results dict ``python -m benchmarks pmask`` writes (``pmask.json``): 2 holds everything its page
-shows (settings, focal-diversity ranking, machine, every run's per-probe outcomes under ``"runs"``)."""
+SCHEMA = 3
+"""Version of the results dict ``python -m benchmarks pmask`` writes (``pmask.json``): 3 measures the claims once per
+seed — what every seed shares at the top (settings, focal-diversity ranking and teams, machine), ``"seeds"``, and
+``"per seed"`` {seed: its split, clean outcomes, every run's per-probe outcomes under ``"runs"``, ``"elapsed"``}
+(see :mod:`facelab.experiments.pmask_claims`); 2 held one draw, its runs at the top."""
 
 
 @dataclass
@@ -186,6 +192,7 @@ def protect(split: Split, crops: torch.Tensor, method: str, team: Sequence[nn.Mo
     identity chosen per person by :func:`select_target` among the other
     gallery identities) or ``"tip_im"`` (kw to :func:`facelab.methods.tip_im`;
     targets: one photo of each of ``n_targets`` other gallery identities).
+    A ``seed`` in ``kw`` reaches the method (and, for Fawkes, :func:`select_target` too).
     ``gallery_emb``: {model: embeddings of ``split.gallery``} to reuse (PMask's 𝒩 search)."""
     labels = split.labels
     outs, its, secs, conv, cpu = [], [], [], [], []
