@@ -16,10 +16,11 @@ tests on paired outcomes (decisions of one pair and model under two
 settings; per-image values under two conditions) and percentile bootstrap
 CIs of the mean paired difference.
 
-``benchmarks/pmt.py`` writes its results as a JSON dict of :data:`SCHEMA`
-(every per-pair decision and per-image value, with the run's settings,
-command and machine); :func:`load_results` / :func:`benchmark_results` read
-it back.  The claims' verdicts on that dict are computed in
+``benchmarks/pmt.py`` runs this protocol once per seed (``seed`` of
+:func:`make_protocol` and of PMT) and writes its results as a JSON dict of
+:data:`SCHEMA` (every seed's per-pair decisions and per-image values, with the
+run's settings, command and machine); :func:`load_results` /
+:func:`benchmark_results` read it back.  The claims' verdicts on that dict are computed in
 :mod:`facelab.experiments.pmt_claims` and worded, with the whole results
 page, in :mod:`facelab.experiments.pmt_report`.
 """
@@ -41,9 +42,12 @@ from . import results as _results
 __all__ = ["Protocol", "make_protocol", "obfuscate", "reference_embeddings", "acc_decisions",
            "paired_decisions", "paired_summary", "recface_data", "SCHEMA", "load_results", "benchmark_results"]
 
-SCHEMA = "facelab.pmt/1"
+SCHEMA = "facelab.pmt/2"
 """The version of the results dict ``benchmarks/pmt.py`` writes (``"schema"``):
-readers check it; files without it (written before the report moved into
+readers check it.  2: one record per seed under ``"per seed"`` (``"seeds"``
+lists them; :func:`facelab.experiments.pmt_claims.seed_results` is one seed's
+view).  Files of version 1 (one seed, its records at the top level) and
+files without a version (written before the report moved into
 :mod:`facelab.experiments.pmt_report`) lack what the page needs."""
 
 
