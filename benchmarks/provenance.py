@@ -458,6 +458,8 @@ def after_run(benchmark: str, args, part: str = "all", argv: Sequence[str] | Non
     rerender = (benchmark, part) in RENDER_PARTS
     names = RENDER_PARTS.get((benchmark, part)) or PARTS.get((benchmark, part), ())
     seeds = {"seed": args.ta_seed} if getattr(args, "ta_seed", None) is not None else None
+    if seeds is None and getattr(args, "seeds", None):  # --seeds of the benchmarks that run once per seed
+        seeds = {"seeds": [int(s) for s in args.seeds]}
     for name in names:
         record(name, argv=argv, rerender=rerender, seeds=seeds, started=_process_start())
         print(f"provenance: recorded {name} in {RECORD}", flush=True)
