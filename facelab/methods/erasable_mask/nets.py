@@ -47,12 +47,13 @@ class NetConfig:
     discriminator trunk's widths.
 
     **choice — shortcut_layers = L − 1 (3 at both named scales), where
-    AttGAN's 128-px default is 1.**  With one shortcut, a 64-px editor trained for minutes on 65 faces
-    loses the identity by itself: three of five recognition models matched
-    0–6 % of its attribute-edited faces, so the attack's success measured
-    the editor's blur, not the perturbation.  AttGAN's own ablation trades
-    the same way (more shortcuts: sharper reconstruction, weaker edits); here
-    the identity is the point of the lesson.
+    AttGAN's 128-px default is 1.**  With one shortcut, a 64-px editor
+    trained for minutes on 65 faces loses the identity by itself: most
+    recognition models stop matching its attribute-edited faces, so the
+    attack's success would measure the editor's blur, not the perturbation
+    (the benchmark's editor ablation shows the match rates of both).  AttGAN
+    reports the same trade (more shortcuts: sharper reconstruction, weaker
+    edits); here the identity is the point of the lesson.
     """
 
     size: int = 64
