@@ -459,7 +459,7 @@ def after_run(benchmark: str, args, part: str = "all", argv: Sequence[str] | Non
     names = RENDER_PARTS.get((benchmark, part)) or PARTS.get((benchmark, part), ())
     seeds = {"seed": args.ta_seed} if getattr(args, "ta_seed", None) is not None else None
     if seeds is None and getattr(args, "seeds", None):  # --seeds of the benchmarks that run once per seed
-        seeds = {"seeds": [int(s) for s in args.seeds]}
+        seeds = [int(s) for s in args.seeds]  # a list, as the stand-alone tip_im and pmask runs record theirs
     for name in names:
         record(name, argv=argv, rerender=rerender, seeds=seeds, started=_process_start())
         print(f"provenance: recorded {name} in {RECORD}", flush=True)

@@ -158,7 +158,7 @@ def test_smoke_runs_and_other_out_dirs_do_not_record(tree, monkeypatch):
     # the seeds a run was given are recorded with it
     assert P.after_run("demo", SimpleNamespace(out=root / P.RESULTS, seeds=[3, 4]),
                        argv=["/x/benchmarks/__main__.py", "demo", "--seeds", "3", "4"]) == ["demo"]
-    assert json.loads((root / P.RECORD).read_text())["demo"]["seeds"] == {"seeds": [3, 4]}
+    assert json.loads((root / P.RECORD).read_text())["demo"]["seeds"] == [3, 4]
 
 
 def _git(root, *args):
