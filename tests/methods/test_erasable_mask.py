@@ -193,6 +193,22 @@ def test_bad_inputs_get_clear_errors(trained, faces64):
     assert model.protect(x[:2], [1, 0, 1]).shape == (2, 3, 64, 64)
 
 
+def test_editor_ablation_scores_the_edit_alone(trained, faces64, surrogates):
+    from facelab.experiments.erasable_mask import evaluate_editor
+    from facelab.metrics.quality import psnr
+
+    model, _ = trained
+    x, a = faces64.split("test")
+    e = evaluate_editor(model, x, 1 - a, surrogates)
+    r = em.evaluate(model, x, 1 - a, surrogates)
+    assert e["shortcut_layers"] == 3 and e["stage1_epochs"] is None  # the fixture's provenance names no epochs
+    for name in SURROGATES:
+        assert len(e["matched"][name]) == x.shape[0]
+        assert e["match"][name] == pytest.approx(r["models"][name]["match_edited"])
+    with torch.no_grad():
+        assert e["psnr"] == pytest.approx(float(psnr(model.edit(x, 1 - a), x).mean()), abs=1e-4)
+
+
 def test_step_method_is_the_trained_protector(trained, faces64, surrogates):
     """``erasable_mask(x, protector=…)``, the registry's one-shot method, gives exactly the model's
     protect and erase, with the real surrogates' similarities; bad inputs get clear errors."""
