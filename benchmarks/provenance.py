@@ -457,9 +457,9 @@ def after_run(benchmark: str, args, part: str = "all", argv: Sequence[str] | Non
         return []
     rerender = (benchmark, part) in RENDER_PARTS
     names = RENDER_PARTS.get((benchmark, part)) or PARTS.get((benchmark, part), ())
-    seeds = {"seed": args.ta_seed} if getattr(args, "ta_seed", None) is not None else None
-    if seeds is None and getattr(args, "seeds", None):  # --seeds of the benchmarks that run once per seed
-        seeds = [int(s) for s in args.seeds]  # a list, as the stand-alone tip_im and pmask runs record theirs
+    # --seeds of the benchmarks that run once per seed (the stand-alone targeted_anonymization run's is ta_seeds)
+    given = getattr(args, "ta_seeds", None) or getattr(args, "seeds", None)
+    seeds = [int(s) for s in given] if given else None  # a list, as the stand-alone tip_im and pmask runs record theirs
     for name in names:
         record(name, argv=argv, rerender=rerender, seeds=seeds, started=_process_start())
         print(f"provenance: recorded {name} in {RECORD}", flush=True)

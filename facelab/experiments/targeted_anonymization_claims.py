@@ -22,7 +22,10 @@ levels and models tested.
   with th_old;
 * :func:`far_check` — claim (c), the authorized FAR per c against the clean
   photos';
-* :func:`next_baseline_d` — where the baseline's d grid needs another point.
+* :func:`next_baseline_d` — where the baseline's d grid needs another point;
+* :func:`claims_over_seeds` — every claim above, once per seed of a
+  multi-seed results dict, with the spread of its effect and the verdicts
+  (:func:`facelab.metrics.claims.over_seeds`; seeds are not pooled).
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..metrics.claims import compare_paired, paired_bootstrap_ci, sign_test, verdict
+from ..metrics.claims import compare_paired, over_seeds, paired_bootstrap_ci, sign_test, verdict
 
 LEVELS = (0.6, 0.7, 0.8, 0.9, 1.0)
 """Authorized TAR levels at which ours and the baseline are compared."""
@@ -225,5 +228,67 @@ def section_claims(section: Mapping, levels: Sequence[float] = LEVELS) -> dict:
             "fig1_contrast": fig1_contrast(section), "far": far_check(section)}
 
 
+def seed_results(R: Mapping) -> dict[int, Mapping]:
+    """Every seed's results of a results dict, by seed: ``R`` itself is its first seed's run (``params.seed``);
+    ``R["other seeds"]`` (absent in a one-seed run) holds the others, each a results dict of the same shape."""
+    out = {int(R["params"]["seed"]): R}
+    for s, r in (R.get("other seeds") or {}).items():
+        out[int(s)] = r
+    return out
+
+
+def _spread(claim: str, authorized: str, setting: str, tests: Mapping[int, Mapping | None], *, unit: str,
+            settings: Mapping[int, str] | None = None, digits: int = 1) -> dict:
+    """One claim row over seeds; a seed where the claim could not be measured (``None``) is listed as missing."""
+    measured = {s: t for s, t in tests.items() if t is not None}
+    row = {"claim": claim, "authorized": authorized, "setting": setting, "unit": unit,
+           "missing": sorted(s for s, t in tests.items() if t is None), "seeds": sorted(measured),
+           "effects": [], "verdicts": [], "summary": None, "spread": None}
+    if settings:
+        row["settings"] = {str(s): v for s, v in settings.items()}
+    if measured:
+        sp = over_seeds({s: (t["effect"], tuple(t["ci"]), t["p"]) for s, t in sorted(measured.items())})
+        pts = lambda v, sign="+": format(100 * v, f"{sign}.{digits}f")  # noqa: E731
+        row.update(effects=list(sp.effects), verdicts=list(sp.verdicts), summary=sp.verdicts_summary(),
+                   spread=f"{pts(sp.low)} … {pts(sp.high)}; mean {pts(sp.mean)} ± {pts(sp.sd, '')}"
+                   if unit == "points" else sp.spread())
+    return row
+
+
+def claims_over_seeds(R: Mapping) -> list[dict]:
+    """Every claim of :func:`section_claims`, measured once per seed of ``R`` (:func:`seed_results`): one row per
+    (claim, authorized model, setting) with each seed's effect and verdict (worded by
+    :func:`facelab.metrics.claims.verdict` from that seed's own test), their spread, and the seeds where it could
+    not be measured (a TAR level that ours or the baseline never reached in that seed).  Claim (a) compares each
+    seed's own matched settings (they may differ between seeds; ``settings`` names them).  Seeds redraw the trials'
+    photos and the attacks' randomness, not the identities: they are reruns, not independent samples, so nothing
+    pools them."""
+    by_seed = seed_results(R)
+    first = by_seed[int(R["params"]["seed"])]
+    rows: list[dict] = []
+    for a in first["authorized"]:
+        secs = {s: r["authorized"].get(a) for s, r in by_seed.items()}
+        cl = {s: (sec["claims"] if sec else None) for s, sec in secs.items()}
+        for i, e in enumerate(first["authorized"][a]["claims"]["fig1_contrast"]):
+            tests = {s: next((f["test"] for f in c["fig1_contrast"] if f["c"] == e["c"]), None) if c else None
+                     for s, c in cl.items()}
+            rows.append(_spread("fig1", a, f"c={e['c']:g}", tests, unit="points"))
+        for level in first["levels"]:
+            tests, settings = {}, {}
+            for s, c in cl.items():
+                m = next((m for m in (c["matched"] if c else []) if m["level"] == level and m.get("baseline")), None)
+                tests[s] = m["test"] if m else None
+                settings[s] = f"c={m['ours']['c']:g}/d={m['baseline']['d']:g}" if m else "not matched"
+            rows.append(_spread("a", a, f"TAR {level:.0%}", tests, unit="points", settings=settings))
+        for what in ("tar", "targets"):
+            tests = {s: (c["monotonicity"][what] if c else None) for s, c in cl.items()}
+            rows.append(_spread("b", a, "TAR" if what == "tar" else "targets", tests, unit="per unit"))
+        for e in first["authorized"][a]["claims"]["far"]:
+            tests = {s: next((f["test"] for f in c["far"] if f["c"] == e["c"]), None) if c else None
+                     for s, c in cl.items()}
+            rows.append(_spread("c", a, f"c={e['c']:g}", tests, unit="points", digits=2))
+    return rows
+
+
 __all__ = ["LEVELS", "reaches", "first_reaching", "next_baseline_d", "matched_levels", "monotonicity",
-           "fig1_contrast", "far_check", "table1", "section_claims"]
+           "fig1_contrast", "far_check", "table1", "section_claims", "seed_results", "claims_over_seeds"]

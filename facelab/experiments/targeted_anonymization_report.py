@@ -13,6 +13,7 @@ import math
 
 from ..evaluation import Table
 from ..metrics.claims import VERDICTS
+from .targeted_anonymization_claims import claims_over_seeds, seed_results
 from ..models.calibration import NotCalibratedError, table, threshold
 
 
@@ -55,8 +56,7 @@ def render(R: dict) -> str:
     L = [
         "# Targeted Anonymization (Ding et al., 2023): paper claims on the facelab pool", "",
         f"Command: `{R['command']}`" + (" — **FACELAB_FAST=1 smoke run: not a result**" if R.get("fast") else "") + "  ",
-        f"Machine: {R['machine']}; total {R['minutes']:.1f} min "
-        f"({sum(s['runs'] for s in secs.values())} attack runs of {n_trials} trials)", "",
+        *_machine_lines(R), "",
         f"**Data.** {R['data']}. {n_trials} trials ({', '.join(f'{k} {v}' for k, v in by_id.items())}): per trial one "
         "photo protected, four photos of the person including it for the average features (fewer where the person has "
         "fewer than 5), one unseen photo as the validation probe (§4.1).", "",
@@ -72,12 +72,7 @@ def render(R: dict) -> str:
         "same optimiser; d = 0 is the transfer attack of Eq. 1 alone. (ori) = the constraint J(f_A(x0), f_A(x+δ)) ≥ "
         "th_old walked by Eq. 5: Formula 2's reference with the normal threshold (Fig. 1's 'ori'). One attack run per "
         "(trial, setting); every claim below is scored on those runs.", "",
-        f"**One seed ({P['seed']}).** The seed draws the trials (which photos are protected where a person has more "
-        f"than {P['per_identity']}, which photos are averaged with each, which one is its validation probe) and every "
-        "attack's input "
-        "diversity (resize and padding per step). The run was not repeated over seeds (about an hour per seed on one "
-        "thread), so every CI and p-value below carries the trials' and the pairing's uncertainty, not the seed's: a "
-        "verdict near its boundary can change with another draw. `--seed N` reruns the protocol on another draw.", "",
+        _seeds_paragraph(R), "",
         f"**Thresholds** at FAR {far:g}, calibrated on the {cal['images']} photos of the {cal['identities']} identities "
         f"that no trial uses ({cal['impostor_pairs']} impostor pairs; no evaluated photo helped set a threshold). With "
         f"{cal['impostor_pairs']} pairs, FAR {far:g} puts each threshold just above the {cal['rests_on']}"
@@ -89,6 +84,7 @@ def render(R: dict) -> str:
         *_table(["model", "th (FAR " + f"{far:g})", "impostor pairs", "accepted at th", "stored threshold (all-set calibration)"],
                 [[k, f"{v['th']:+.4f}", v["impostor_pairs"], v["accepted"], _stored(k, far)] for k, v in ths.items()]), "",
     ]
+    L += _over_seeds_section(R)
     L += _fig1_section(R)
     L += _claim_a_section(R)
     L += _table1_section(R)
@@ -116,6 +112,98 @@ def render(R: dict) -> str:
             row(f"baseline d={r['d']:g}" + ("*" if r.get("refined") else ""), r)
         L += _table(["setting", "auth. TAR", "auth. FAR", *tn, "targets (all)", "s"], rows) + [""]
     return "\n".join(L) + "\n"
+
+
+def _machine_lines(R: dict) -> list[str]:
+    """Where and how long each seed ran (a one-seed run: one line, as before seeds existed)."""
+    by_seed = seed_results(R)
+    runs = lambda r: sum(s["runs"] for s in r["authorized"].values())  # noqa: E731
+    n = len(R["trials"])
+    if len(by_seed) == 1:
+        return [f"Machine: {R['machine']}; total {R['minutes']:.1f} min ({runs(R)} attack runs of {n} trials)"]
+    total = sum(r["minutes"] for r in by_seed.values())
+    lines = [f"Machine, per seed ({total:.0f} min of runs in all; seeds run in parallel processes overlap):  "]
+    lines += [f"seed {s}: {r['machine']}; {r['minutes']:.1f} min ({runs(r)} attack runs of {len(r['trials'])} "
+              "trials)  " for s, r in by_seed.items()]
+    lines[-1] = lines[-1].rstrip()
+    return lines
+
+
+def _seeds_paragraph(R: dict) -> str:
+    P = R["params"]
+    draws = (f"The seed draws the trials (which photos are protected where a person has more than "
+             f"{P['per_identity']}, which photos are averaged with each, which one is its validation probe) and every "
+             "attack's input diversity (resize and padding per step); the identities, thresholds and models are the "
+             "same in every seed.")
+    seeds = list(seed_results(R))
+    if len(seeds) == 1:
+        return (f"**One seed ({P['seed']}).** {draws} The run was not repeated over seeds, so every CI and p-value "
+                "below carries the trials' and the pairing's uncertainty, not the seed's: a verdict near its boundary "
+                "can change with another draw. `--seeds 0 1 2` runs the protocol once per seed.")
+    return (f"**Seeds {', '.join(map(str, seeds))}.** {draws} The protocol ran once per seed and each seed's claims "
+            "were tested on that seed's runs alone. The seeds are reruns on the same identities, not independent "
+            "samples, so they are not pooled: the next section gives every claim's effect and verdict in each seed and "
+            f"their spread; the sections after it show seed {seeds[0]}'s run in full (every seed's decisions are in "
+            "the JSON).")
+
+
+def _over_seeds_section(R: dict) -> list[str]:
+    """Every claim's per-seed effect and verdict (nothing when ``R`` holds one seed)."""
+    seeds = list(seed_results(R))
+    if len(seeds) == 1:
+        return []
+    rows = claims_over_seeds(R)
+    L = [f"## Every claim over seeds {', '.join(map(str, seeds))}", "",
+         "One row per claim, authorized model and setting. 'per seed' lists each seed's effect (rates: points, Δ as in "
+         "the claim's own section below; claim (b): (rises − falls) per unit), then min … max, mean ± sd over seeds, "
+         "and in how many seeds each verdict holds, each seed tested alone (exact sign test + bootstrap CI over "
+         "trials, as below). A seed where the claim could not be measured (a TAR level that ours or the baseline "
+         "never reached) is named as missing. A claim 'holds' over seeds only where it holds (significant) in every "
+         "seed.", ""]
+
+    def effects(r):
+        scale = 100.0 if r["unit"] == "points" else 1.0
+        fmt = "+.1f" if r["unit"] == "points" else "+.2f"
+        return " / ".join(format(scale * e, fmt) for e in r["effects"]) or "–"
+
+    def verdicts(r):
+        text = r["summary"] or "never measured"
+        return text + (f"; missing in seed{'s' if len(r['missing']) > 1 else ''} {', '.join(map(str, r['missing']))}"
+                       if r["missing"] and r["summary"] else "")
+
+    def tally(claim):
+        rs = [r for r in rows if r["claim"] == claim and r["verdicts"]]
+        every = sum(all(v == VERDICTS[0] for v in r["verdicts"]) and not r["missing"] for r in rs)
+        some = sum(any(v == VERDICTS[0] for v in r["verdicts"]) for r in rs) - every
+        rev = sum(any(v.startswith("reversed") for v in r["verdicts"]) for r in rs)
+        return (f"{len(rs)} comparisons; holds (significant) in every seed: {every}, in some seeds only: {some}; "
+                f"reversed in at least one seed: {rev}")
+
+    L += [f"### Fig. 1: Eq. 4 > (ori), authorized TAR ({tally('fig1')})", ""]
+    L += _table(["authorized", "c", "Δ pts per seed", "spread", "verdicts over seeds"],
+                [[r["authorized"], r["setting"][2:], effects(r), r["spread"] or "–", verdicts(r)]
+                 for r in rows if r["claim"] == "fig1"]) + [""]
+    L += [f"### Claim (a): matched TAR, baseline − ours on the targets' recognition ({tally('a')})", "",
+          "Each seed matches its own settings (c of ours / d of the baseline, per seed); where two levels pick the same "
+          "settings in a seed, their rows repeat one comparison.", ""]
+    L += _table(["authorized", "level", "settings per seed", "Δ pts per seed", "spread", "verdicts over seeds"],
+                [[r["authorized"], r["setting"][4:], " · ".join(r["settings"].values()), effects(r), r["spread"] or "–",
+                  verdicts(r)] for r in rows if r["claim"] == "a"]) + [""]
+    L += [f"### Claim (b): raising c raises the rate ({tally('b')})", ""]
+    L += _table(["authorized", "rate", "(rises − falls)/unit per seed", "spread", "verdicts over seeds"],
+                [[r["authorized"], r["setting"], effects(r), r["spread"] or "–", verdicts(r)]
+                 for r in rows if r["claim"] == "b"]) + [""]
+    far_rows = []
+    for a in R["authorized"]:
+        rs = [r for r in rows if r["claim"] == "c" and r["authorized"] == a]
+        vs = [v for r in rs for v in r["verdicts"]]
+        counts = {v: vs.count(v) for v in VERDICTS if v in vs}
+        far_rows.append([a, ", ".join(r["setting"][2:] for r in rs), len(vs),
+                         "; ".join(f"{v} in {k}" for v, k in counts.items())])
+    L += ["### Claim (c): protection raises the authorized FAR (the paper: it does not)", "",
+          "Per authorized model, every (c, seed) test of the protected photos' FAR against the clean photos'.", ""]
+    L += _table(["authorized", "c", "(c, seed) tests", "verdicts"], far_rows) + [""]
+    return L
 
 
 def _ordinal(k: int) -> str:
@@ -238,9 +326,10 @@ def _claim_c_section(R: dict) -> list[str]:
 
 
 def claims_markdown(R: dict) -> str:
-    """The claim sections of the report (Fig. 1, claims (a)–(c), Table 1), for a notebook cell."""
-    return "\n".join(_fig1_section(R) + _claim_a_section(R) + _table1_section(R) + _claim_b_section(R)
-                     + _claim_c_section(R))
+    """The claim sections of the report (every claim over seeds when ``R`` has several, then the first seed's Fig. 1,
+    claims (a)–(c) and Table 1), for a notebook cell."""
+    return "\n".join(_over_seeds_section(R) + _fig1_section(R) + _claim_a_section(R) + _table1_section(R)
+                      + _claim_b_section(R) + _claim_c_section(R))
 
 
 __all__ = ["render", "claims_markdown"]

@@ -121,3 +121,40 @@ def test_fig1_contrast_and_far_check_pair_by_trial():
     assert (far[1]["test"]["wins"], far[1]["test"]["losses"]) == (1, 0)
     assert far[1]["test"]["verdict"] == "direction holds, not significant"
     assert math.isclose(far[1]["test"]["effect"], 0.01)
+
+
+def _results(seed: int, section: dict, levels=(0.6, 0.9)) -> dict:
+    section = {**section, "claims": C.section_claims(section, levels)}
+    return {"params": {"seed": seed}, "levels": list(levels), "authorized": {"A": section}}
+
+
+def test_claims_over_seeds_keep_each_seeds_own_test_and_name_the_seeds_that_miss_a_level():
+    s0 = _section()
+    s1 = _section()
+    s1["ours"][1] = row([1] * 6 + [0] * 4, [1] * 3 + [0] * 7, [0] * 7 + [1] * 3, c=1.0)  # seed 1 never reaches 90 %
+    R = _results(0, s0)
+    R["other seeds"] = {"1": _results(1, s1)}
+    assert list(C.seed_results(R)) == [0, 1]
+    rows = C.claims_over_seeds(R)
+    by = {(r["claim"], r["setting"]): r for r in rows}
+    assert {r["claim"] for r in rows} == {"fig1", "a", "b", "c"}
+    # Fig. 1 at c = 1: seed 0 gains 7 trials over (ori) (significant), seed 1 only 4 (not)
+    f = by[("fig1", "c=1")]
+    assert f["seeds"] == [0, 1] and f["effects"] == pytest.approx([0.7, 0.4])
+    assert f["verdicts"] == [R["authorized"]["A"]["claims"]["fig1_contrast"][1]["test"]["verdict"],
+                             R["other seeds"]["1"]["authorized"]["A"]["claims"]["fig1_contrast"][1]["test"]["verdict"]]
+    assert f["verdicts"] == ["holds (significant)", "direction holds, not significant"]
+    assert f["summary"] == "holds (significant) in 1 of 2 seeds; direction holds, not significant in 1"
+    assert f["spread"] == "+40.0 … +70.0; mean +55.0 ± 21.2"
+    # claim (a) at 90 %: measured in seed 0 only; seed 1 is named, not counted
+    a = by[("a", "TAR 90%")]
+    assert a["seeds"] == [0] and a["missing"] == [1]
+    assert a["settings"] == {"0": "c=1/d=4", "1": "not matched"}
+    assert by[("a", "TAR 60%")]["missing"] == [] and by[("a", "TAR 60%")]["effects"] == pytest.approx([0.6, 0.6])
+    assert by[("b", "TAR")]["unit"] == "per unit" and len(by[("b", "targets")]["effects"]) == 2
+
+
+def test_a_one_seed_results_dict_is_its_own_only_seed():
+    R = _results(3, _section())
+    assert list(C.seed_results(R)) == [3]
+    assert all(r["seeds"] in ([3], []) for r in C.claims_over_seeds(R))
