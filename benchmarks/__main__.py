@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(one sub-folder of photos per identity)")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="seeds of the paper benchmarks that measure their claims once per seed "
-                        "(tip_im, pmask, pmt, targeted_anonymization; default: each one's own, 0 1 2)")
+                        "(tip_im, pmask, pmt, targeted_anonymization, erasable_mask's training seeds; default: each one's own, 0 1 2)")
     p.add_argument("--jobs", type=int, default=None,
                    help="seeds run at once in separate processes, each with --threads threads "
                         "(targeted_anonymization; default 1)")

@@ -14,7 +14,10 @@ checkpoint                      trained with
 ``erasable_mask-nonoise``       ``--no-noise``          — claim (d)
 ==============================  ===========================================================
 
-and, for the editor ablation (AttGAN's one shortcut against facelab's three;
+each also trained with seeds 1 and 2 (``--seed N --name <checkpoint>-seedN``;
+``--seeds`` picks the seeds, 0 first: the page's detailed sections are seed
+0's, and every claim is repeated per seed with its spread over seeds); and,
+for the editor ablation (AttGAN's one shortcut against facelab's three;
 stage 1 only, 2 min), ``erasable_mask-editor-shortcut1`` (``--shortcut-layers 1
 --epochs 40 0 0``).
 
@@ -94,9 +97,45 @@ def _cached_evaluation(name: str, key: str, run) -> dict:
     return res
 
 
-def main(args) -> str:
+def _seeds(args) -> list[int]:
+    from facelab.experiments.erasable_mask import SEEDS
+
+    seeds = [int(s) for s in (getattr(args, "seeds", None) or SEEDS)]
+    if len(set(seeds)) != len(seeds) or seeds[0] != 0:
+        raise SystemExit(f"--seeds must be distinct and start with 0 (the page's detailed sections are the seed-0 "
+                         f"checkpoints'), got {seeds}")
+    return seeds
+
+
+def _evaluate_seed(seed: int, data_arg: str, face_models: dict, device, fast: bool):
+    """Every variant of :data:`~facelab.experiments.erasable_mask.VARIANTS` trained with ``seed`` on that seed's
+    held-out faces: ``(x, xs, bs, data, faces, results, missing, loaded)``."""
     from facelab.experiments import erasable_mask as E
     from facelab.experiments.erasable_mask_claims import needs_distortions
+    from facelab.methods import erasable_mask as em
+
+    data = E.held_out(data_arg, seed)
+    x, a = data.split("test")
+    x, a = x.to(device), a.to(device)
+    if fast:
+        x, a = x[:4], a[:4]
+    xs, bs, faces = E.units(x, a)
+    results, missing, loaded = {}, [], {}
+    for variant in E.VARIANTS:
+        name = E.seed_checkpoint(variant, seed)
+        if not em.exists(name):
+            missing.append(name)
+            continue
+        loaded[name] = em.load(name, device=device)
+        run = lambda: E.evaluate_variant(loaded[name], xs, bs, face_models,  # noqa: E731
+                                         distortions=needs_distortions(variant))
+        # a smoke run neither reads nor writes the cache: it cannot hand its numbers to a real run
+        results[variant] = run() if fast else _cached_evaluation(name, _eval_key(name, xs, bs), run)
+    return x, xs, bs, data, faces, results, missing, loaded
+
+
+def main(args) -> str:
+    from facelab.experiments import erasable_mask as E
     from facelab.experiments.erasable_mask_report import render
     from facelab.methods import erasable_mask as em
     from facelab.models import load
@@ -108,25 +147,17 @@ def main(args) -> str:
     t_start = time.perf_counter()
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     data_arg = getattr(args, "data", None) or "offline"
-    data = em.held_out_faces(data_arg, 64)
-    x, a = data.split("test")
-    x, a = x.to(device), a.to(device)
-    if fast:
-        x, a = x[:4], a[:4]
-    xs, bs, faces = E.units(x, a)
+    seeds = _seeds(args)
     face_models = {n: load(n, device) for n in (*E.WHITE, *E.BLACK)}
     white = {n: face_models[n] for n in E.WHITE}
-
-    results, missing, models_ = {}, [], {}
-    for name in E.VARIANTS:
-        if not em.exists(name):
-            missing.append(name)
-            continue
-        models_[name] = em.load(name, device=device)
-        run = lambda: E.evaluate_variant(models_[name], xs, bs, face_models,  # noqa: E731
-                                         distortions=needs_distortions(name))
-        # a smoke run neither reads nor writes the cache: it cannot hand its numbers to a real run
-        results[name] = run() if fast else _cached_evaluation(name, _eval_key(name, xs, bs), run)
+    x, xs, bs, data, faces, results, missing, models_ = _evaluate_seed(seeds[0], data_arg, face_models, device, fast)
+    other_seeds = {}
+    for seed in seeds[1:]:
+        _, _, _, d_s, f_s, r_s, m_s, l_s = _evaluate_seed(seed, data_arg, face_models, device, fast)
+        other_seeds[str(seed)] = {"data": d_s.description, "n_faces": int(len(set(f_s.tolist()))),
+                                  "faces": f_s.tolist(), "results": r_s, "missing": m_s,
+                                  "provenance": {n: m.provenance for n, m in l_s.items()}}
+        del l_s
 
     editors = {}
     for name in (E.BASE, *E.EDITORS):
@@ -150,12 +181,14 @@ def main(args) -> str:
 
     R = {"schema": E.SCHEMA, "fast": fast, "threads": threads,
          "command": ("FACELAB_FAST=1 " if fast else "") + f"python -m benchmarks erasable_mask --threads {threads}"
+         + ("" if seeds == list(E.SEEDS) else " --seeds " + " ".join(map(str, seeds)))
          + ("" if data_arg == "offline" else f" --data {data_arg}") + device_flag(device),
          "machine": machine_line(threads, device), "load_average": load_avg, "cpu_count": os.cpu_count(),
          "data": data.description, "n_faces": int(x.shape[0]), "faces": faces.tolist(), "far": E.FAR,
          "white": list(E.WHITE), "black": list(E.BLACK), "variants": dict(E.VARIANTS),
          "distortions": list(E.DISTORTIONS), "missing": missing, "results": results, "editors": editors, "baselines": baselines,
-         "speed": speed, "provenance": {n: m.provenance for n, m in models_.items()}}
+         "speed": speed, "provenance": {n: m.provenance for n, m in models_.items()},
+         "seeds": seeds, "other seeds": other_seeds}
     R["seconds"] = time.perf_counter() - t_start
     R = json.loads(json.dumps(R, default=str))  # the page is rendered from exactly what the JSON holds
     out = Path(getattr(args, "out", Path(__file__).parent / "results"))

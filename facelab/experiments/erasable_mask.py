@@ -24,7 +24,13 @@ The benchmark saves everything its page shows in one JSON (:data:`SCHEMA`):
 * ``"editors"``: the editor ablation, per checkpoint (the default and
   :data:`EDITORS`) :func:`evaluate_editor`'s dict (absent in older files);
 * ``"baselines"`` (one dict per attack), ``"speed"``, ``"provenance"`` (per
-  variant, the checkpoint's).
+  variant, the checkpoint's);
+* ``"seeds"`` (training seeds, the first one's evaluation being everything
+  above) and ``"other seeds"``: per further seed its own ``"data"``,
+  ``"n_faces"``, ``"faces"``, ``"results"``, ``"missing"`` and
+  ``"provenance"`` — every variant retrained with that seed
+  (:func:`seed_checkpoint`) and evaluated on that seed's held-out faces
+  (:func:`held_out`); absent in older files.
 
 :mod:`facelab.experiments.erasable_mask_claims` computes the claims from that
 dict and :mod:`facelab.experiments.erasable_mask_report` words the page
@@ -58,8 +64,29 @@ EDITORS = {"erasable_mask-editor-shortcut1": "--shortcut-layers 1 --epochs 40 0 
 """Stage-1-only checkpoints (the attribute editor alone) for the editor ablation: AttGAN's one shortcut against
 facelab's three (:class:`facelab.methods.erasable_mask.NetConfig`); only their edit is evaluated
 (:func:`evaluate_editor`), beside the default checkpoint's own stage-1 editor."""
+SEEDS = (0, 1, 2)
+"""Training seeds the benchmark evaluates every variant of :data:`VARIANTS` over: the seed draws the train/test
+split, the initialisation and the batches, so a claim that compares two checkpoints trained once each says as
+much about the seed as about the method."""
 DISTORTIONS = {"jpeg75": ("jpeg", 75.0), "noise0.02": ("gaussian", 0.02), "resize0.5": ("resize", 0.5)}
 FAR = 0.01
+
+
+def seed_checkpoint(name: str, seed: int) -> str:
+    """The cache name of variant ``name`` trained with ``seed`` (seed 0 keeps the plain name).
+
+    >>> seed_checkpoint("erasable_mask-gamma0", 0), seed_checkpoint("erasable_mask-gamma0", 2)
+    ('erasable_mask-gamma0', 'erasable_mask-gamma0-seed2')
+    """
+    return name if seed == 0 else f"{name}-seed{seed}"
+
+
+def held_out(spec: str, seed: int, size: int = 64):
+    """The faces the checkpoints trained with ``seed`` never saw: on the offline set, that seed's test split
+    (training draws its split from its seed); any other set (``lfw``, ``folder:PATH``) is held out whole."""
+    from ..methods.erasable_mask.data import held_out_faces, offline_faces
+
+    return offline_faces(size, seed=seed) if spec == "offline" else held_out_faces(spec, size)
 
 
 def units(x: torch.Tensor, a: torch.Tensor):
@@ -150,6 +177,7 @@ def benchmark_results() -> dict | None:
     return _results.committed_results("erasable_mask", SCHEMA)
 
 
-__all__ = ["SCHEMA", "BASE", "WHITE", "BLACK", "VARIANTS", "EDITORS", "DISTORTIONS", "FAR", "units",
+__all__ = ["SCHEMA", "BASE", "WHITE", "BLACK", "VARIANTS", "EDITORS", "SEEDS", "DISTORTIONS", "FAR",
+           "seed_checkpoint", "held_out", "units",
            "evaluate_variant", "evaluate_editor",
            "baselines", "load_results", "benchmark_results"]

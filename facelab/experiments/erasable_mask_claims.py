@@ -15,8 +15,11 @@ judged by several models), so the bootstrap CI resamples whole faces and the
 exact sign test runs on per-face means (faces are the independent units);
 :func:`facelab.metrics.claims.verdict` words the result ("holds
 (significant)" needs both p < 0.05 and a CI excluding 0).  Each checkpoint
-was trained once (seed 0): the verdicts carry the evaluation's uncertainty,
-not the training's.  A claim whose checkpoint is missing is "not run"
+is trained once per training seed: one seed's verdict carries the
+evaluation's uncertainty, not the training's, so :func:`claims_over_seeds`
+tests every claim once per seed (each seed's checkpoints on that seed's
+held-out faces) and gives the spread and the verdicts over seeds, never
+pooling them.  A claim whose checkpoint is missing is "not run"
 (:func:`claim_results`).
 """
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..metrics.claims import compare_paired, paired_bootstrap_ci, sign_test, verdict
+from ..metrics.claims import compare_paired, over_seeds, paired_bootstrap_ci, sign_test, verdict
 
 BASE = "erasable_mask"
 
@@ -161,5 +164,42 @@ def claim_results(results: Mapping) -> list[dict]:
     return [claim_result(results, c) for c in CLAIMS]
 
 
+def seed_views(results: Mapping) -> dict[int, Mapping]:
+    """Per training seed, a results dict whose ``"results"``, ``"faces"``, ``"n_faces"``, ``"data"``,
+    ``"missing"`` and ``"provenance"`` are that seed's: the dict itself for its first seed (seed 0 in a file
+    without ``"seeds"``), and for each of ``"other seeds"`` the dict with that seed's fields laid over it."""
+    first = int((results.get("seeds") or [0])[0])
+    out = {first: results}
+    for s, own in (results.get("other seeds") or {}).items():
+        out[int(s)] = {**results, **own}
+    return out
+
+
+def claims_over_seeds(results: Mapping) -> list[dict]:
+    """Every claim of :data:`CLAIMS` once per training seed (:func:`seed_views`), in order: per claim ``"id"``,
+    ``"kind"``, ``"seeds"`` (where it ran) and ``"missing"`` (seeds where a checkpoint was absent), each seed's
+    ``"effects"`` (Δ of rates, or of the measure) and ``"verdicts"`` (worded from that seed's own test), the
+    ``"summary"`` of verdicts over seeds and the ``"spread"`` (min … max; mean ± sd) —
+    :func:`facelab.metrics.claims.over_seeds`.  Seeds are not pooled: the same faces, models and code come back
+    in every seed."""
+    views = seed_views(results)
+    rows = []
+    for claim in CLAIMS:
+        per = {s: claim_result(v, claim) for s, v in views.items()}
+        run = {s: c for s, c in per.items() if c["status"] == "run"}
+        row = {"id": claim["id"], "kind": claim["kind"], "unit": claim.get("unit"), "seeds": sorted(run),
+               "missing": sorted(s for s in per if s not in run), "effects": [], "verdicts": [], "summary": None,
+               "spread": None}
+        if run:
+            sp = over_seeds({s: ((c["rate_a"] - c["rate_b"]) if c["kind"] == "binary" else c["effect"],
+                                 tuple(c["ci"]), c["p"]) for s, c in sorted(run.items())})
+            scale, fmt = (100.0, "+.1f") if claim["kind"] == "binary" else (1.0, "+.2f")
+            f = lambda v, sign=True: format(scale * v, fmt if sign else fmt[1:])  # noqa: E731
+            row.update(effects=list(sp.effects), verdicts=list(sp.verdicts), summary=sp.verdicts_summary(),
+                       spread=f"{f(sp.low)} … {f(sp.high)}; mean {f(sp.mean)} ± {f(sp.sd, False)}")
+        rows.append(row)
+    return rows
+
+
 __all__ = ["BASE", "CLAIMS", "needs_distortions", "machine_was_shared", "model_group", "flags", "binary_claim",
-           "continuous_claim", "claim_result", "claim_results"]
+           "continuous_claim", "claim_result", "claim_results", "seed_views", "claims_over_seeds"]

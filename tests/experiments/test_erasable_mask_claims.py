@@ -298,3 +298,46 @@ def test_training_time_says_how_loaded_the_machine_was():
     page = render(R)
     assert ("1540 s for 680 iterations, epochs [40, 30, 15], 1 thread(s); 1000 s of CPU (0.65 of the wall time); "
             "1-min load average 1.95 on 2 cores when it ended (budget: 20 min on 2 cores)") in page
+
+
+# --- over training seeds -------------------------------------------------------------------------------------------
+
+def with_seeds(R: dict, others: dict) -> dict:
+    """``R`` as seed 0 plus each other seed's own evaluation (``others``: seed -> its ``results``)."""
+    R = copy.deepcopy(R)
+    R["seeds"] = [0, *others]
+    R["other seeds"] = {str(s): {"data": f"… (seed {s})", "n_faces": R["n_faces"], "faces": R["faces"],
+                                 "results": res, "missing": [E.seed_checkpoint(v, s) for v in E.VARIANTS if v not in res],
+                                 "provenance": {}} for s, res in others.items()}
+    return R
+
+
+def test_claims_over_seeds_test_each_seed_alone_and_name_the_seeds_a_checkpoint_is_missing_from():
+    n = 12
+    base = results()
+    seed1 = copy.deepcopy(base["results"])
+    seed1["erasable_mask-nocurriculum"]["per_unit"]["psnr_restored"] = [22.0] * n  # curriculum wins in seed 1 only
+    seed2 = copy.deepcopy(base["results"])
+    del seed2["erasable_mask-gamma0"]
+    R = with_seeds(base, {1: seed1, 2: seed2})
+    assert list(C.seed_views(R)) == [0, 1, 2] and C.seed_views(R)[1]["results"] is R["other seeds"]["1"]["results"]
+    rows = {r["id"]: r for r in C.claims_over_seeds(R)}
+    c = rows["c"]
+    assert c["seeds"] == [0, 1, 2] and c["effects"] == pytest.approx([0.0, 1.0, 0.0])
+    assert c["verdicts"] == [by_id(v)["c"]["verdict"] for v in C.seed_views(R).values()] == [NO_DIFF, HOLDS, NO_DIFF]
+    assert c["summary"] == "holds (significant) in 1 of 3 seeds; no difference in 2"
+    assert c["spread"] == "+0.00 … +1.00; mean +0.33 ± 0.58"
+    assert rows["b"]["seeds"] == [0, 1] and rows["b"]["missing"] == [2]
+    page = render(R)
+    assert "## Claims (training seed 0)" in page and "## Claims over training seeds 0, 1, 2" in page
+    assert "| (c) | default vs nocurriculum | restored PSNR (dB) | +0.00 / +1.00 / +0.00 |" in page
+    assert "no difference in 2 of 2 seeds; not run in seed 2" in page
+    assert "erasable_mask-gamma0-seed2" in page and "Claims holding (significant) in every seed: 0 of 7." in page
+    assert claims_markdown(R) in page
+
+
+def test_a_one_seed_file_is_its_own_seed_0_and_has_no_seeds_section():
+    R = results()
+    assert list(C.seed_views(R)) == [0]
+    assert all(r["seeds"] == [0] for r in C.claims_over_seeds(R))
+    assert "over training seeds" not in render(R)
