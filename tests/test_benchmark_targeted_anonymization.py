@@ -61,12 +61,11 @@ def test_seeds_in_worker_processes_give_what_one_process_gives(tmp_path):
     one = both["other seeds"]["1"]
     assert one["params"]["seed"] == 1 and "machine" in one and "minutes" in one
     assert one["trials"] == alone["trials"]
-    strip = lambda sec: {k: v for k, v in sec.items() if k != "seconds"}  # noqa: E731
+    strip = lambda row: {k: v for k, v in row.items() if k != "seconds"}  # noqa: E731
     for a, sec in alone["authorized"].items():
         mine = one["authorized"][a]
         for key in ("ours", "baseline"):
-            assert [{k: v for k, v in r.items() if k != "seconds"} for r in mine[key]] == \
-                   [{k: v for k, v in r.items() if k != "seconds"} for r in sec[key]]
+            assert [strip(r) for r in mine[key]] == [strip(r) for r in sec[key]]
         assert strip(mine["ori"]) == strip(sec["ori"]) and mine["claims"] == sec["claims"]
     page = (tmp_path / "jobs2" / "targeted_anonymization_fast.md").read_text()
     assert "## Every claim over seeds 0, 1" in page and "--jobs 2" in page
