@@ -18,10 +18,17 @@ def _args(*argv: str):
     return B.parser().parse_args(list(argv))
 
 
-def test_seeds_default_to_three_and_one_seed_is_one_seed():
+def test_seeds_default_to_three_and_one_seed_is_one_seed(monkeypatch):
+    monkeypatch.delenv("FACELAB_FAST", raising=False)
     assert B._seeds(_args()) == [0, 1, 2]
     assert B._seeds(_args("--seed", "4")) == [4]
     assert B._seeds(_args("--seeds", "2", "0")) == [2, 0]
+
+
+def test_smoke_mode_runs_two_seeds_unless_told(monkeypatch):
+    monkeypatch.setenv("FACELAB_FAST", "1")
+    assert B._seeds(_args()) == [0, 1]
+    assert B._seeds(_args("--seed", "4")) == [4]
 
 
 @pytest.mark.parametrize("argv,message", [(("--seeds", "1", "1"), "distinct"), (("--jobs", "0"), "at least 1")])
