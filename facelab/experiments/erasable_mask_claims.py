@@ -193,10 +193,9 @@ def claims_over_seeds(results: Mapping) -> list[dict]:
         if run:
             sp = over_seeds({s: ((c["rate_a"] - c["rate_b"]) if c["kind"] == "binary" else c["effect"],
                                  tuple(c["ci"]), c["p"]) for s, c in sorted(run.items())})
-            scale, fmt = (100.0, "+.1f") if claim["kind"] == "binary" else (1.0, "+.2f")
-            f = lambda v, sign=True: format(scale * v, fmt if sign else fmt[1:])  # noqa: E731
+            binary = claim["kind"] == "binary"
             row.update(effects=list(sp.effects), verdicts=list(sp.verdicts), summary=sp.verdicts_summary(),
-                       spread=f"{f(sp.low)} … {f(sp.high)}; mean {f(sp.mean)} ± {f(sp.sd, False)}")
+                       spread=sp.spread("+.1f", scale=100) if binary else sp.spread("+.2f"))
         rows.append(row)
     return rows
 

@@ -262,11 +262,6 @@ def measure(results: Mapping) -> list[dict]:
     return out
 
 
-def spread(record: Mapping) -> SeedSpread:
-    """The :class:`~facelab.metrics.claims.SeedSpread` of one record of :func:`over_seeds`."""
-    return SeedSpread(tuple(record["seeds"]), tuple(record["effects"]), tuple(record["verdicts"]))
-
-
 def _seeds_phrase(k: int, n: int) -> str:
     return f"in {k} of {n} seed{'s' if n != 1 else ''}"
 
@@ -278,7 +273,7 @@ def headline(record: Mapping) -> str:
     qualifies it.  E.g. ``"not established at matched SSIM in 2 of 3 seeds (seeds 0, 2); on PSR
     alone: direction holds, not significant in 3 of 3 seeds"``."""
     seeds, n = list(record["seeds"]), len(record["seeds"])
-    text = spread(record).verdicts_summary()
+    text = SeedSpread.from_record(record).verdicts_summary()
     blocked = [s for s, c in zip(seeds, record["caveats"]) if c]
     if blocked:
         kinds = "; ".join(dict.fromkeys(c for c in record["caveats"] if c))
@@ -336,5 +331,5 @@ def in_every_seed(R: Mapping, key: str) -> tuple[int, int]:
 
 __all__ = ["MAIN", "FAWKES", "TIP_IM", "MEDIAN", "SSIM_MATCH", "SECONDS_TARGET", "NOT_MATCHED", "CAPPED", "CAP_NOTE",
            "small_delta_key", "black_box", "psr", "at_matched_ssim", "capped", "claim_a", "claim_b", "claim_c",
-           "claim_d", "speed", "NEEDS", "has_runs", "seed_list", "measured_seeds", "for_seed", "measure", "spread",
+           "claim_d", "speed", "NEEDS", "has_runs", "seed_list", "measured_seeds", "for_seed", "measure",
            "headline", "over_seeds", "claims", "in_every_seed"]

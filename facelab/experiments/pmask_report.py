@@ -21,6 +21,7 @@ from typing import Mapping
 import numpy as np
 
 from ..evaluation import Table
+from ..metrics.claims import SeedSpread, in_every_seed
 from . import pmask_claims as C
 
 
@@ -97,7 +98,7 @@ def seeds_table(R: Mapping, records: list[dict] | None = None) -> str:
         bold = "**" if rec["stable"] else ""
         rows.append([rec["label"], *(_seed_cell(rec, at[s]) if s in at else "not measured (run cut short)"
                                      for s in seeds),
-                     C.spread(rec).spread(), bold + rec["headline"] + bold])
+                     SeedSpread.from_record(rec).spread(), bold + rec["headline"] + bold])
     return _md(header, rows)
 
 
@@ -122,8 +123,9 @@ def randomness_text(R: Mapping) -> str:
         "focal-diversity ranking is computed once per run on genuine pairs of the whole set, which no seed touches, "
         "and so is its tie-break by the cost of a forward + backward) and every setting (ω, δ, the step cap, lr, the "
         "competitors' iterations, ε). So the seeds are not independent "
-        f"replications: they re-draw the split of the same photos ({probes} of the {n_probes} probes are probes in "
-        f"every seed, {faces} of the {n_faces} masked photos are masked in every seed) and the methods' random "
+        f"replications: they re-draw the split of the same photos "
+        f"({in_every_seed(probes, n_probes, 'probes', 'a probe', 'probes')}, "
+        f"{in_every_seed(faces, n_faces, 'masked photos', 'masked', 'masked')}) and the methods' random "
         "starts, on the same identities, models and teams.")
 
 
@@ -209,7 +211,7 @@ def _over(R: Mapping, records: list[dict], label: str) -> str:
     rec = next((r for r in records if r["label"] == label), None)
     if rec is None:
         return ""
-    return f"Verdict over seeds {_seeds(rec['seeds'])}: {rec['headline']} (effect {C.spread(rec).spread()}).  "
+    return f"Verdict over seeds {_seeds(rec['seeds'])}: {rec['headline']} (effect {SeedSpread.from_record(rec).spread()}).  "
 
 
 def _label(V: Mapping, claim: str, i: int = 0) -> str:

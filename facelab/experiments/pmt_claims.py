@@ -273,11 +273,6 @@ def verdicts_summary(verdicts: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-def spread(record: Mapping) -> SeedSpread:
-    """The :class:`~facelab.metrics.claims.SeedSpread` of one record of :func:`over_seeds`."""
-    return SeedSpread(tuple(record["seeds"]), tuple(record["effects"]), tuple(record["verdicts"]))
-
-
 def over_seeds(per_seed: Mapping[int, Sequence[Mapping]]) -> list[dict]:
     """The claims over seeds from each seed's :func:`claims` rows: per claim row (matched by claim and
     comparison, in the first seed's order) each seed's effect, CI, p and verdict, the spread of the
@@ -317,5 +312,5 @@ def probes_in_every_seed(R: Mapping) -> int:
 __all__ = ["ABLATIONS", "AUGMENTS", "NOT_COMPARABLE", "AUTHORIZED_HIGH", "ALPHA", "unauthorized", "ablations",
            "server_noise", "authorized_verdict", "authorized_and_unauthorized", "reconstructions", "attributes",
            "utility_privacy", "claims", "seeds", "seed_results", "SHORT_CAVEAT", "AUTHORIZED_VERDICTS",
-           "VERDICT_ORDER", "short_verdict", "verdicts_summary", "spread", "over_seeds", "claims_over_seeds",
+           "VERDICT_ORDER", "short_verdict", "verdicts_summary", "over_seeds", "claims_over_seeds",
            "probes_in_every_seed"]

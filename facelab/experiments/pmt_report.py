@@ -21,6 +21,7 @@ from typing import Mapping
 import numpy as np
 
 from ..evaluation import Table
+from ..metrics.claims import SeedSpread, in_every_seed
 from . import pmt_claims as C
 from .pmt import Protocol
 
@@ -84,7 +85,7 @@ def seeds_table(R: Mapping, records: list[dict] | None = None) -> str:
         rows.append([rec["claim"], rec["comparison"],
                      *(_seed_cell(e, ci, p, v, d) for e, ci, p, v in
                        zip(rec["effects"], rec["ci"], rec["p"], rec["verdicts"])),
-                     C.spread(rec).spread(f"+.{d}f"), bold + rec["summary"] + bold])
+                     SeedSpread.from_record(rec).spread(f"+.{d}f"), bold + rec["summary"] + bold])
     return "\n".join(_table(header, rows))
 
 
@@ -108,8 +109,8 @@ def seeds_text(R: Mapping) -> str:
     return (
         f"Each seed ({_seed_list(R)}) runs the whole protocol and gets its own tests and verdicts; the seeds are **not "
         f"pooled** into one test, because they are not independent samples: the same faces, identities and models "
-        f"come back in every seed, and the probes overlap ({C.probes_in_every_seed(R)} of the {n_probes} probes are "
-        f"probes in every seed). A claim's spread is the min … max and mean ± sd of its effect over the {len(S)} "
+        f"come back in every seed, and the probes overlap "
+        f"({in_every_seed(C.probes_in_every_seed(R), n_probes, 'probes', 'a probe', 'probes')}). A claim's spread is the min … max and mean ± sd of its effect over the {len(S)} "
         f"seed{'s' if len(S) != 1 else ''}; 'verdict over seeds' counts the seeds in which each verdict holds, in bold "
         f"when every seed agrees.\n\n"
         f"What a seed s changes: (1) the split, `make_protocol(seed=s)`: which identities give a probe, which of "

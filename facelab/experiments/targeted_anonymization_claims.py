@@ -248,10 +248,8 @@ def _spread(claim: str, authorized: str, setting: str, tests: Mapping[int, Mappi
         row["settings"] = {str(s): v for s, v in settings.items()}
     if measured:
         sp = over_seeds({s: (t["effect"], tuple(t["ci"]), t["p"]) for s, t in sorted(measured.items())})
-        pts = lambda v, sign="+": format(100 * v, f"{sign}.{digits}f")  # noqa: E731
         row.update(effects=list(sp.effects), verdicts=list(sp.verdicts), summary=sp.verdicts_summary(),
-                   spread=f"{pts(sp.low)} … {pts(sp.high)}; mean {pts(sp.mean)} ± {pts(sp.sd, '')}"
-                   if unit == "points" else sp.spread())
+                   spread=sp.spread(f"+.{digits}f", scale=100) if unit == "points" else sp.spread())
     return row
 
 

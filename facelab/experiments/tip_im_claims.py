@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
-from ..metrics.claims import SeedSpread, compare_paired, over_seeds as _over_seeds, paired_bootstrap_ci, verdict
+from ..metrics.claims import compare_paired, over_seeds as _over_seeds, paired_bootstrap_ci, verdict
 from .tip_im import summarize
 
 #: the rates the claims compare
@@ -140,11 +140,6 @@ def rows_by_seed(results: Mapping) -> dict[int, list]:
     return {s: list(results["rows"] if i == 0 else other[str(s)]) for i, s in enumerate(seeds)}
 
 
-def spread(record: Mapping) -> SeedSpread:
-    """The :class:`~facelab.metrics.claims.SeedSpread` of one record of :func:`over_seeds`."""
-    return SeedSpread(tuple(record["seeds"]), tuple(record["effects"]), tuple(record["verdicts"]))
-
-
 def over_seeds(per_seed: Mapping[int, Sequence[Mapping]]) -> list[dict]:
     """The claims over seeds from each seed's :func:`measure`: per claim (matched by label, in the
     first seed's order) each seed's effect, CI, p and verdict, the spread of the effects, and
@@ -195,4 +190,4 @@ def probes_in_every_seed(results: Mapping) -> int:
 
 
 __all__ = ["KEY", "ABLATION", "pairs", "paired", "beyond_chance", "gammas", "quality_steps", "black_rate", "measure",
-           "rows_by_seed", "spread", "over_seeds", "claims", "rates_by_setting", "probes_in_every_seed"]
+           "rows_by_seed", "over_seeds", "claims", "rates_by_setting", "probes_in_every_seed"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..evaluation import Table
-from ..metrics.claims import PairedComparison
+from ..metrics.claims import PairedComparison, SeedSpread, in_every_seed
 from . import tip_im_claims as C
 from .tip_im import summarize
 
@@ -55,7 +55,7 @@ def seeds_table(R: Mapping, records: list[dict] | None = None) -> str:
               "verdict over seeds"]
     rows = []
     for rec in records:
-        sp = C.spread(rec)
+        sp = SeedSpread.from_record(rec)
         bold = "**" if sp.stable else ""
         rows.append([rec["claim"], *(_seed_cell(e, ci, p, v) for e, ci, p, v in
                                      zip(rec["effects"], rec["ci"], rec["p"], rec["verdicts"])),
@@ -132,8 +132,8 @@ def randomness_text(R: Mapping) -> str:
         f"batch (rotation, projective, brightness), TIP-IM-Rand's target per image and step, and the released code's "
         f"affine + rotation jitter. Fixed across seeds: the face set, the identities and their k = {rows[0]['targets']} "
         f"targets, the models, ε, α, T and the bootstrap's own seed (0). So the seeds are not independent "
-        f"replications: they re-draw the split of the same {R['data']['photos']} photos ({C.probes_in_every_seed(R)} "
-        f"of the {rows[0]['probes']} probes are probes in every seed) and the attack's randomness, on the same "
+        f"replications: they re-draw the split of the same {R['data']['photos']} photos "
+        f"({in_every_seed(C.probes_in_every_seed(R), rows[0]['probes'], 'probes', 'a probe', 'probes')}) and the attack's randomness, on the same "
         f"identities and models.")
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import comb
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -211,10 +211,31 @@ class SeedSpread:
         parts[0] += f" of {n} seed{'s' if n != 1 else ''}"
         return "; ".join(parts)
 
-    def spread(self, fmt: str = "+.3f") -> str:
-        """``"min … max; mean ± sd"`` of the effects."""
-        return (f"{format(self.low, fmt)} … {format(self.high, fmt)}; mean {format(self.mean, fmt)} "
-                f"± {format(self.sd, fmt.lstrip('+'))} (sd)")
+    def spread(self, fmt: str = "+.3f", *, scale: float = 1.0) -> str:
+        """``"min … max; mean ± sd"`` of the effects, each multiplied by ``scale`` first (100 words a
+        difference of rates in percentage points), the sd without a sign.
+
+        >>> SeedSpread((0, 1), (0.02, 0.04), ("", "")).spread("+.1f", scale=100)
+        '+2.0 … +4.0; mean +3.0 ± 1.4 (sd)'
+        """
+        f = lambda v, spec=fmt: format(scale * v, spec)  # noqa: E731
+        return f"{f(self.low)} … {f(self.high)}; mean {f(self.mean)} ± {f(self.sd, fmt.lstrip('+'))} (sd)"
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> SeedSpread:
+        """The spread of a claim record that lists its ``"seeds"``, ``"effects"`` and ``"verdicts"``
+        (the over-seeds records the paper claim modules write to their results JSON)."""
+        return cls(tuple(record["seeds"]), tuple(record["effects"]), tuple(record["verdicts"]))
+
+
+def in_every_seed(kept: int, total: int, things: str, one: str, many: str) -> str:
+    """How much of a set every seed keeps, e.g. ``"5 of the 16 probes are probes in every seed"``,
+    ``"1 of the 8 probes is a probe in every seed"`` (``one``/``many``: the role, singular and plural).
+
+    >>> in_every_seed(1, 8, "probes", "a probe", "probes")
+    '1 of the 8 probes is a probe in every seed'
+    """
+    return f"{kept} of the {total} {things} {'is ' + one if kept == 1 else 'are ' + many} in every seed"
 
 
 def over_seeds(per_seed, *, alpha: float = 0.05) -> SeedSpread:

@@ -326,7 +326,7 @@ def test_claims_over_seeds_test_each_seed_alone_and_name_the_seeds_a_checkpoint_
     assert c["seeds"] == [0, 1, 2] and c["effects"] == pytest.approx([0.0, 1.0, 0.0])
     assert c["verdicts"] == [by_id(v)["c"]["verdict"] for v in C.seed_views(R).values()] == [NO_DIFF, HOLDS, NO_DIFF]
     assert c["summary"] == "holds (significant) in 1 of 3 seeds; no difference in 2"
-    assert c["spread"] == "+0.00 … +1.00; mean +0.33 ± 0.58"
+    assert c["spread"] == "+0.00 … +1.00; mean +0.33 ± 0.58 (sd)"
     assert rows["b"]["seeds"] == [0, 1] and rows["b"]["missing"] == [2]
     page = render(R)
     assert "## Claims (training seed 0)" in page and "## Claims over training seeds 0, 1, 2" in page

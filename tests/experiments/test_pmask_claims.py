@@ -9,7 +9,7 @@ import pytest
 from facelab.experiments import pmask as E
 from facelab.experiments import pmask_claims as C
 from facelab.experiments.pmask_report import claims_markdown, render
-from facelab.metrics.claims import VERDICTS
+from facelab.metrics.claims import VERDICTS, SeedSpread
 
 MODELS = ["a", "b", "c", "d"]  # team a + b; median team a + c; black box c, d; in neither team: d
 
@@ -205,7 +205,7 @@ def test_page_shows_every_seed_the_spread_and_the_verdicts_over_seeds():
     assert page.startswith("# PMask: the paper's claims on facelab's pool, over seeds 0, 1, 2")
     for rec in C.claims(R)["over seeds"]:  # the table's last two columns: the spread, the verdict over seeds
         bold = "**" if rec["stable"] else ""
-        assert f"| {C.spread(rec).spread()} | {bold}{rec['headline']}{bold} |" in page
+        assert f"| {SeedSpread.from_record(rec).spread()} | {bold}{rec['headline']}{bold} |" in page
     for title in ("## The claims over seeds 0, 1, 2", "## Focal diversity", "## PSR per intruder model, seed 0",
                   "## Seconds per face", "## (a)", "## (b)", "## (c)", "## (d)"):
         assert title in page
@@ -217,7 +217,7 @@ def test_page_shows_every_seed_the_spread_and_the_verdicts_over_seeds():
     assert "Target met in 2 of 3 seeds" in page
     a = record(R, "(a)")
     # the (a) section leads with its verdict over seeds
-    assert f"Verdict over seeds 0, 1, 2: {a['headline']} (effect {C.spread(a).spread()})" in page
+    assert f"Verdict over seeds 0, 1, 2: {a['headline']} (effect {SeedSpread.from_record(a).spread()})" in page
     assert f"Verdict, seed 0: {C.claim_a(C.for_seed(R, 0))['verdict']}." in page
     cm = claims_markdown(R)
     assert all(part in page for part in cm.split("\n\n## ")) and a["headline"] in cm

@@ -424,7 +424,7 @@ def test_page_shows_the_spread_and_the_verdicts_over_seeds():
         bold = "**" if rec["stable"] else ""
         assert f"| {bold}{rec['summary']}{bold} |" in page
     assert EFFECT_TEXT in page
-    assert "1 of the 2 probes are probes in every seed" in page
+    assert "1 of the 2 probes is a probe in every seed" in page
     assert "What a seed s changes" in page and "Fixed across seeds" in page
     assert "RecFace is still retrained in every seed (200 iterations)" in page
     assert "Minutes per seed: seed 0 1.3, seed 1 1.3, seed 2 1.6; total 4.2 min" in page

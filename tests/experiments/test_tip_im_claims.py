@@ -9,7 +9,7 @@ import pytest
 from facelab.experiments import tip_im as E
 from facelab.experiments import tip_im_claims as C
 from facelab.experiments import tip_im_report as R
-from facelab.metrics.claims import sign_test
+from facelab.metrics.claims import SeedSpread, sign_test
 
 BLACK = ("m1", "m2")
 PROBES = [10, 11, 12, 13, 14]
@@ -151,7 +151,7 @@ def test_over_seeds_keeps_each_seeds_verdict_and_counts_them():
     assert a["verdicts"] == ["holds (significant)", "no difference"] and not a["stable"]
     assert a["p"] == [pytest.approx(2 * 0.5 ** 10), 1.0]
     assert (a["min"], a["max"], a["mean"]) == (0.0, 1.0, 0.5) and a["sd"] == pytest.approx(math.sqrt(0.5))
-    assert C.spread(a).verdicts_summary() == "holds (significant) in 1 of 2 seeds; no difference in 1"
+    assert SeedSpread.from_record(a).verdicts_summary() == "holds (significant) in 1 of 2 seeds; no difference in 1"
     b = rec["(b) PSNR rises, γ 0→10 (G; change per probe)"]
     assert b["stable"] and b["p"] == [None, None]
     assert C.probes_in_every_seed(R_) == 5
@@ -180,7 +180,7 @@ def test_render_has_every_section_and_the_claims_modules_verdicts():
     assert "(5 probes × 2 black-box models = 10 pairs)" in page
     for rec in C.claims(R_)["over seeds"]:
         line = next(l for l in page.splitlines() if l.startswith(f"| {rec['claim']} |"))
-        assert C.spread(rec).verdicts_summary() in line
+        assert SeedSpread.from_record(rec).verdicts_summary() in line
         for v in rec["verdicts"]:
             assert f": {v} |" in line
     # (a) is a split verdict (not bold); (b) agrees in both seeds (bold)

@@ -119,6 +119,24 @@ def test_over_seeds_does_not_pool_seeds():
     assert s.sd == pytest.approx(0.0, abs=1e-12) and s.spread() == "+0.100 … +0.100; mean +0.100 ± 0.000 (sd)"
 
 
+def test_spread_scales_every_number_and_a_record_gives_the_same_spread():
+    from facelab.metrics.claims import SeedSpread, over_seeds
+
+    s = over_seeds({0: (0.025, None, 0.5), 1: (-0.05, None, 0.2)})
+    assert s.spread("+.1f", scale=100) == "-5.0 … +2.5; mean -1.2 ± 5.3 (sd)"
+    record = {"seeds": [0, 1], "effects": [0.025, -0.05], "verdicts": list(s.verdicts)}
+    assert SeedSpread.from_record(record) == s
+
+
+@pytest.mark.parametrize("kept,words", [(1, "1 of the 8 probes is a probe in every seed"),
+                                        (0, "0 of the 8 probes are probes in every seed"),
+                                        (5, "5 of the 8 probes are probes in every seed")])
+def test_in_every_seed_agrees_in_number(kept, words):
+    from facelab.metrics.claims import in_every_seed
+
+    assert in_every_seed(kept, 8, "probes", "a probe", "probes") == words
+
+
 def test_over_seeds_takes_paired_comparisons_and_one_seed():
     from facelab.metrics.claims import over_seeds
 
