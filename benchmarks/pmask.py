@@ -37,6 +37,8 @@ import torch
 
 from facelab.evaluation import embed
 
+from .seeds import chosen as chosen_seeds
+from .seeds import flag as seeds_flag
 from .timing import add_device_option, device_flag, device_of, machine_line, synchronize
 
 DELTAS = (0.5, 1.0)  # (d) compares these two; δ = 1.0 is the main run
@@ -58,9 +60,6 @@ def _busy(load: str) -> bool:
         return False
 
 
-DEFAULT_SEEDS = (0, 1, 2)
-
-
 def main(args) -> str:
     from facelab.experiments import pmask as E
     from facelab.experiments import pmask_claims as C
@@ -73,9 +72,7 @@ def main(args) -> str:
     torch.set_num_threads(threads)
     device = device_of(args)
     fast = os.environ.get("FACELAB_FAST") == "1"
-    seeds = [int(s) for s in (getattr(args, "seeds", None) or DEFAULT_SEEDS)]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds must be distinct, got {seeds}")
+    seeds = chosen_seeds(getattr(args, "seeds", None))
     t_start = time.time()
     load_start = _load_avg()
     data = getattr(args, "data", None) or "offline"
@@ -101,7 +98,7 @@ def main(args) -> str:
 
     out = args.out
     command = (f"python -m benchmarks pmask --threads {threads}" + ("" if data == "offline" else f" --data {data}")
-               + ("" if seeds == list(DEFAULT_SEEDS) else " --seeds " + " ".join(map(str, seeds)))
+               + seeds_flag(seeds)
                + device_flag(device))
     R: dict = {
         "schema": E.SCHEMA, "fast": fast, "threads": threads, "command": command,
@@ -211,8 +208,6 @@ if __name__ == "__main__":
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     {"render": render_main, "all": main}[a.part](a)
-    from .provenance import _process_start, after_run, record
-    recorded = after_run("pmask", a, part=a.part)  # record in results/provenance.json (a render keeps the run's record)
-    if a.part == "all" and "pmask" in recorded:  # after_run passes no seeds for this benchmark: name them
-        record("pmask", seeds=list(a.seeds or DEFAULT_SEEDS), started=_process_start())
+    from .provenance import after_run
+    after_run("pmask", a, part=a.part)  # record in results/provenance.json (a render keeps the run's record)
     sys.exit(0)

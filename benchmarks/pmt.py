@@ -55,6 +55,8 @@ from facelab.metrics.quality import psnr, ssim
 from facelab.models import available, load
 from facelab import steps as _steps
 
+from .seeds import chosen as chosen_seeds
+from .seeds import flag as seeds_flag
 from .timing import add_device_option, device_flag, device_of, machine_line, synchronize
 
 AUTHORIZED = "mobileface"
@@ -64,8 +66,6 @@ SERVER_NOISE = 0.1
 SHALLOW_LAYERS = 5  # the paper's shallow model
 UP_SIGMA = 0.1
 
-
-DEFAULT_SEEDS = (0, 1, 2)
 
 SETTINGS = {
     "default": {},
@@ -207,9 +207,7 @@ def main(args) -> None:
     load_start = os.getloadavg()[0]
     t_start = time.perf_counter()
     data = getattr(args, "data", None) or "offline"
-    seeds = [int(s) for s in (getattr(args, "seeds", None) or DEFAULT_SEEDS)]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds must be distinct, got {seeds}")
+    seeds = chosen_seeds(getattr(args, "seeds", None))
     ds = face_set(data, 112)
     n_probes, steps = (3, 4) if fast else (8, 200)  # 200: pmt()'s default
     wb_steps = 3 if fast else 40
@@ -225,8 +223,7 @@ def main(args) -> None:
     print(f"pmt benchmark: seeds {seeds}, {n_probes} probes, steps={steps}", flush=True)
     print(f"  loaded in {time.perf_counter() - t_start:.0f}s", flush=True)
 
-    command = "python -m benchmarks pmt" + ("" if data == "offline" else f" --data {data}") + (
-        "" if seeds == list(DEFAULT_SEEDS) else " --seeds " + " ".join(map(str, seeds))) + (
+    command = "python -m benchmarks pmt" + ("" if data == "offline" else f" --data {data}") + seeds_flag(seeds) + (
         " (FACELAB_FAST=1)" if fast else "")
     per_seed = {}
     for seed in seeds:

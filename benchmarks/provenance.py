@@ -54,6 +54,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from .seeds import SEEDED
+from .seeds import chosen as chosen_seeds
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = "benchmarks/results"
 RECORD = f"{RESULTS}/provenance.json"
@@ -123,7 +126,8 @@ SUITES: dict[str, Suite] = {
         command="python -m benchmarks.tip_im --part cost"),
     "tip_im": Suite(
         outputs=(f"{RESULTS}/tip_im.md", f"{RESULTS}/tip_im_full.md", f"{RESULTS}/tip_im.json"),
-        inputs=_files(("benchmarks/tip_im.py", "facelab/experiments/tip_im.py", "facelab/metrics/identification.py",
+        inputs=_files(("benchmarks/tip_im.py", "benchmarks/seeds.py", "facelab/experiments/tip_im.py",
+                       "facelab/metrics/identification.py",
                        "facelab/experiments/tip_im_claims.py", "facelab/experiments/tip_im_report.py"),
                       TIMING, TIP_IM, CLAIMS, EVALUATION, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
         command="python -m benchmarks.tip_im --part claims"),
@@ -147,14 +151,14 @@ SUITES: dict[str, Suite] = {
         command="python -m benchmarks erasable_mask --threads 1"),
     "pmask": Suite(
         outputs=(f"{RESULTS}/pmask.md", f"{RESULTS}/pmask.json"),
-        inputs=_files(("benchmarks/pmask.py", "facelab/methods/pmask.py", "facelab/methods/fawkes.py",
+        inputs=_files(("benchmarks/pmask.py", "benchmarks/seeds.py", "facelab/methods/pmask.py", "facelab/methods/fawkes.py",
                        "facelab/experiments/pmask.py", "facelab/metrics/diversity.py"), PMASK_PAGE,
                       TIP_IM, TIMING, CLAIMS, EVALUATION, QUALITY, FACES, WEIGHTS, THRESHOLDS, LOCK),
         command="python -m benchmarks pmask --threads 2",
-        render_inputs=("benchmarks/pmask.py", *PMASK_PAGE, *CLAIMS, "facelab/evaluation/tables.py")),
+        render_inputs=("benchmarks/pmask.py", "benchmarks/seeds.py", *PMASK_PAGE, *CLAIMS, "facelab/evaluation/tables.py")),
     "pmt": Suite(
         outputs=(f"{RESULTS}/pmt.md", f"{RESULTS}/pmt.json"),
-        inputs=_files(("benchmarks/pmt.py", "facelab/methods/pmt.py", "facelab/methods/recface.py",
+        inputs=_files(("benchmarks/pmt.py", "benchmarks/seeds.py", "facelab/methods/pmt.py", "facelab/methods/recface.py",
                        "facelab/methods/reconstruction.py", "facelab/experiments/pmt.py", "facelab/metrics/privacy.py",
                        "facelab/models/shallow.py", "facelab/models/attributes.py", OPS["smoothing"],
                        "facelab/experiments/pmt_claims.py", "facelab/experiments/pmt_report.py"),
@@ -457,10 +461,11 @@ def after_run(benchmark: str, args, part: str = "all", argv: Sequence[str] | Non
         return []
     rerender = (benchmark, part) in RENDER_PARTS
     names = RENDER_PARTS.get((benchmark, part)) or PARTS.get((benchmark, part), ())
-    # --seeds of the benchmarks that run once per seed (the stand-alone targeted_anonymization run's is ta_seeds)
+    # the seeds of the suites made once per seed: --seeds, or their default (the stand-alone
+    # targeted_anonymization run's flag is ta_seeds); a re-render keeps the run's
     given = getattr(args, "ta_seeds", None) or getattr(args, "seeds", None)
-    seeds = [int(s) for s in given] if given else None  # a list, as the stand-alone tip_im and pmask runs record theirs
     for name in names:
+        seeds = chosen_seeds(given) if name in SEEDED and not rerender else None
         record(name, argv=argv, rerender=rerender, seeds=seeds, started=_process_start())
         print(f"provenance: recorded {name} in {RECORD}", flush=True)
     return list(names)

@@ -39,6 +39,8 @@ from facelab.methods.tip_im import tip_im
 from facelab.models import load
 from facelab.ops import accumulate_momentum, clip_to_budget
 
+from .seeds import chosen as chosen_seeds
+from .seeds import flag as seeds_flag
 from .timing import add_device_option, device_flag, device_of, machine_line, synchronize, write_table
 
 EPS, ALPHA, MU = 12 / 255, 1.5 / 255, 1.0
@@ -155,9 +157,6 @@ def cost(args, fast: bool) -> None:
                 "CPU than mobileface's plain ones.", device=device)
 
 
-DEFAULT_SEEDS = (0, 1, 2)
-
-
 def claims(args, fast: bool) -> None:
     """Run the §5.1 protocol once per seed, save every row and setting in ``tip_im.json`` (``tip_im_fast.json``
     under FACELAB_FAST=1) and write ``tip_im.md`` and ``tip_im_full.md`` from it
@@ -165,9 +164,7 @@ def claims(args, fast: bool) -> None:
     steps = 8 if fast else 50
     probes = 1 if fast else 4
     gammas = GAMMAS[:2] if fast else GAMMAS
-    seeds = [int(s) for s in (getattr(args, "seeds", None) or DEFAULT_SEEDS)]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds must be distinct, got {seeds}")
+    seeds = chosen_seeds(getattr(args, "seeds", None))
     # the single-target baseline aims at targets[0], the identity run_protocol scores it against
     # (tip_im's own default draws a target per image from the seed, which would be scored against another)
     settings = [("single", 0.0, {"target_index": 0}), ("random", 0.0), ("G2", 0.0), ("G1", 0.0)] + [
@@ -181,10 +178,7 @@ def claims(args, fast: bool) -> None:
     data = getattr(args, "data", None) or "offline"
     faces = face_set(data)
     command = ("FACELAB_FAST=1 " if fast else "") + "python -m benchmarks tip_im" + (
-        "" if data == "offline" else f" --data {data}")
-    if list(seeds) != list(DEFAULT_SEEDS):
-        command += " --seeds " + " ".join(map(str, seeds))
-    command += device_flag(device)
+        "" if data == "offline" else f" --data {data}") + seeds_flag(seeds) + device_flag(device)
     rows_by_seed, minutes = {}, {}
     for seed in seeds:
         print(f"-- seed {seed}", flush=True)
@@ -232,7 +226,7 @@ if __name__ == "__main__":  # pragma: no cover - the lead wires main() into benc
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     p.add_argument("--part", choices=["cost", "claims", "all"], default="all")
-    p.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS),
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="run the claims once per seed (the split and the attack's randomness); default 0 1 2")
     add_device_option(p)
     a = p.parse_args()
@@ -243,7 +237,5 @@ if __name__ == "__main__":  # pragma: no cover - the lead wires main() into benc
         cost(a, fast)
     if a.part in ("claims", "all"):
         claims(a, fast)
-    from .provenance import _process_start, after_run, record
-    recorded = after_run("tip_im", a, part=a.part)  # record in results/provenance.json (not for smoke runs)
-    if "tip_im" in recorded:  # after_run passes no seeds for this benchmark: the claims' record names all of them
-        record("tip_im", seeds=list(a.seeds), started=_process_start())
+    from .provenance import after_run
+    after_run("tip_im", a, part=a.part)  # record in results/provenance.json (not for smoke runs)

@@ -147,6 +147,7 @@ def test_smoke_runs_and_other_out_dirs_do_not_record(tree, monkeypatch):
     monkeypatch.setattr(P, "ROOT", root)
     monkeypatch.setattr(P, "SUITES", suites)
     monkeypatch.setattr(P, "PARTS", {("demo", "all"): ("demo",)})
+    monkeypatch.setattr(P, "SEEDED", ("demo",))
     monkeypatch.setenv("FACELAB_FAST", "1")
     assert P.after_run("demo", SimpleNamespace(out=root / P.RESULTS)) == []
     monkeypatch.delenv("FACELAB_FAST")
@@ -155,10 +156,15 @@ def test_smoke_runs_and_other_out_dirs_do_not_record(tree, monkeypatch):
     assert not (root / P.RECORD).exists()
     assert P.after_run("demo", SimpleNamespace(out=root / P.RESULTS), argv=["/x/benchmarks/__main__.py", "demo"]) == ["demo"]
     assert P.check(root=root, suites=suites) == []
-    # the seeds a run was given are recorded with it
+    # a suite made once per seed records its seeds: the default when none were given, else the given ones
+    assert json.loads((root / P.RECORD).read_text())["demo"]["seeds"] == [0, 1, 2]
     assert P.after_run("demo", SimpleNamespace(out=root / P.RESULTS, seeds=[3, 4]),
                        argv=["/x/benchmarks/__main__.py", "demo", "--seeds", "3", "4"]) == ["demo"]
     assert json.loads((root / P.RECORD).read_text())["demo"]["seeds"] == [3, 4]
+    # a suite that has no seeds records none
+    monkeypatch.setattr(P, "SEEDED", ())
+    assert P.after_run("demo", SimpleNamespace(out=root / P.RESULTS), argv=["/x/benchmarks/__main__.py", "demo"]) == ["demo"]
+    assert "seeds" not in json.loads((root / P.RECORD).read_text())["demo"]
 
 
 def _git(root, *args):
