@@ -66,3 +66,22 @@ def test_training_command_names_a_bad_data_set_in_one_line(tmp_path, capsys):
     assert train_main(["--fast", "--data", f"folder:{tmp_path / 'nowhere'}", "--name", "never"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err and "Traceback" not in err
+
+
+def test_training_command_keeps_the_traceback_of_a_failure_in_training(monkeypatch):
+    """Only loading the data is worded as one line: an error raised while training is a bug, and keeps its traceback."""
+    import importlib
+
+    # the package exports functions named like these modules, so the modules are looked up by name
+    data_module = importlib.import_module("facelab.methods.erasable_mask.data")
+    train_module = importlib.import_module("facelab.methods.erasable_mask.train")
+
+    monkeypatch.setattr(data_module, "training_faces", lambda *a, **k: "the loaded faces")
+
+    def failing(*args, faces, **kwargs):
+        assert faces == "the loaded faces"  # loaded once, by the command line, and handed over
+        raise ValueError("a bug in training")
+
+    monkeypatch.setattr(train_module, "train_and_save", failing)
+    with pytest.raises(ValueError, match="a bug in training"):
+        train_main(["--fast", "--name", "never"])

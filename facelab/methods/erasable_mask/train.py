@@ -341,13 +341,15 @@ def configs(scale: str = "teaching", **overrides) -> tuple[NetConfig, TrainConfi
 
 def train_and_save(scale: str = "teaching", name: str = "erasable_mask", seed: int = 0,
                    surrogates: Sequence[str] = DEFAULT_SURROGATES, command: str | None = None, log=print,
-                   save: bool = True, data: str = "offline", **overrides) -> tuple[ErasableMask, dict]:
+                   save: bool = True, data: str = "offline", faces=None, **overrides) -> tuple[ErasableMask, dict]:
     """Train at ``scale`` on ``data`` (``offline``, ``lfw`` or ``folder:PATH``:
     :func:`~facelab.methods.erasable_mask.data.training_faces`) and store the
     checkpoint (with provenance) under ``name`` in the facelab cache.  Returns
     the model and the per-stage record {curves, seconds}.  An epoch is one
     pass over the training faces: on a set larger than the offline one, lower
-    ``epochs`` to keep the number of iterations."""
+    ``epochs`` to keep the number of iterations.  ``faces``: the training faces
+    already loaded from ``data`` with this ``seed`` (the command line loads them
+    first, so that a bad ``--data`` is told apart from a failure in training)."""
     from ... import __version__, models
     from ...steps import history
     from .data import training_faces
@@ -355,7 +357,8 @@ def train_and_save(scale: str = "teaching", name: str = "erasable_mask", seed: i
     net_cfg, train_cfg = configs(scale, seed=seed, **overrides)
     torch.manual_seed(seed)
     model = ErasableMask(net_cfg)
-    faces = training_faces(data, net_cfg.size, seed=seed, log=log)
+    if faces is None:
+        faces = training_faces(data, net_cfg.size, seed=seed, log=log)
     sur = {n: models.load(n) for n in surrogates}
     log(f"training ErasableMask ({scale}): {faces.description}; surrogates {list(sur)}")
     t0, c0 = time.perf_counter(), time.process_time()
@@ -436,12 +439,15 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m facelab.methods.erasable_mask", *(argv if argv is not None else sys.argv[1:])])
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     from ...faces import NeedsInternetError
+    from .data import training_faces
 
-    try:
-        train_and_save(scale, name=name, seed=args.seed, command=command, data=args.data, **overrides)
-    except (ValueError, OSError, NeedsInternetError) as e:  # a bad --data: one line, not a traceback
+    try:  # bad settings or a bad --data: one line; a failure in training itself keeps its traceback
+        net_cfg, _ = configs(scale, seed=args.seed, **overrides)
+        faces = training_faces(args.data, net_cfg.size, seed=args.seed)
+    except (ValueError, OSError, NeedsInternetError) as e:
         print(f"python -m facelab.methods.erasable_mask: {e}", file=sys.stderr)
         return 2
+    train_and_save(scale, name=name, seed=args.seed, command=command, data=args.data, faces=faces, **overrides)
     return 0
 
 
