@@ -38,9 +38,7 @@ GPU's queued work, and peak memory is the CUDA allocator's peak above the start
 """
 from __future__ import annotations
 
-import ctypes
 import functools
-import gc
 import statistics
 import time
 from typing import Callable
@@ -50,6 +48,7 @@ import torch
 from facelab import methods
 from facelab.models import load
 
+from . import memory
 from .timing import device_flag, device_of, synchronize, write_table
 
 MODELS = ("mobileface", "facenet-casia")
@@ -59,45 +58,13 @@ BATCH = 8
 TARGETS = 10  # TIP-IM's k
 
 
-def _status_mb(field: str) -> float:
-    """``VmRSS`` or ``VmHWM`` (the resident set's peak) of this process, in MB (Linux's /proc)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    raise OSError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak() -> float:
-    """Start a new resident-set peak and return the resident set now (MB): freed heap memory is first handed
-    back to the system (glibc's malloc_trim), so the peak counts what the run itself holds, not what an earlier
-    run left cached; writing 5 to /proc/self/clear_refs resets the kernel's peak (VmHWM)."""
-    gc.collect()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (AttributeError, OSError):  # not glibc: the peak then starts from the cached heap too
-        pass
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-    return _status_mb("VmRSS")
-
-
-def _peak_supported() -> bool:
-    try:
-        _reset_peak()
-        return _status_mb("VmHWM") > 0
-    except OSError:
-        return False
-
-
 MEMORY_SOURCE = ("the resident set's peak above its start (VmHWM, reset before the run; no sampling thread)"
-                 if _peak_supported() else "not measured here (needs Linux's /proc/self/clear_refs)")
+                 if memory.supported() else "not measured here (needs Linux's /proc/self/clear_refs)")
 
 
 def _measure(fn: Callable[[], list], device=None) -> tuple[float, float, list]:
     """Seconds, peak MB above the start, and the result of ``fn()``.  On the CPU the kernel tracks the peak
-    (no thread samples it: on 2 cores a sampling thread slowed the run it watched, MI-FGSM on facenet-casia
-    1.21 s against 0.91 s, medians of 5); on CUDA it is the allocator's peak."""
+    (:mod:`benchmarks.memory`); on CUDA it is the allocator's peak."""
     if device is not None and torch.device(device).type == "cuda":
         synchronize(device)
         start = torch.cuda.memory_allocated(device)
@@ -108,11 +75,11 @@ def _measure(fn: Callable[[], list], device=None) -> tuple[float, float, list]:
         seconds = time.perf_counter() - t0
         return seconds, max(0, torch.cuda.max_memory_allocated(device) - start) / 2**20, out
     supported = MEMORY_SOURCE.startswith("the resident")
-    start = _reset_peak() if supported else 0.0
+    start = memory.reset_peak() if supported else 0.0
     t0 = time.perf_counter()
     out = fn()
     seconds = time.perf_counter() - t0
-    peak = max(0.0, _status_mb("VmHWM") - start) if supported else float("nan")
+    peak = max(0.0, memory.peak_mb() - start) if supported else float("nan")
     return seconds, peak, out
 
 

@@ -41,6 +41,7 @@ import numpy as np
 
 from facelab.evaluation import Table
 
+from . import memory
 from .timing import device_flag, device_of, synchronize, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,37 +134,14 @@ def batch_photos(folder: Path, scales=BATCH_SCALES) -> list[Path]:
     return paths
 
 
-def _peak_reset(device) -> None:
-    """Start a new peak: the resident set's (Linux: writing 5 to clear_refs) and CUDA's.  Freed heap memory
-    is first handed back to the system (glibc's malloc_trim), so the new peak starts from the memory in use,
-    not from what an earlier, larger batch left cached."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: the peak then starts from the cached heap too
-        pass
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    if str(device).startswith("cuda"):
-        import torch
-
-        torch.cuda.reset_peak_memory_stats(device)
-
-
 def _peak_mb(device) -> tuple[float, float | None]:
-    """Peak resident set (MB) since :func:`_peak_reset`, and the peak CUDA memory allocated (MB) on cuda."""
-    import re
-
-    with open("/proc/self/status") as f:
-        rss = int(re.search(r"VmHWM:\s+(\d+)\s+kB", f.read()).group(1)) / 1024.0
+    """Peak resident set (MB) since :func:`benchmarks.memory.reset_peak`, and the peak CUDA memory allocated
+    (MB) on cuda."""
     if str(device).startswith("cuda"):
         import torch
 
-        return rss, torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return rss, None
+        return memory.peak_mb(), torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return memory.peak_mb(), None
 
 
 def batch_child(argv: list[str] | None = None) -> None:
@@ -190,7 +168,7 @@ def batch_child(argv: list[str] | None = None) -> None:
         for b in spec["sizes"]:
             row = out[str(b)]
             synchronize(device)
-            _peak_reset(device)
+            memory.reset_peak(device)
             t = time.perf_counter()
             row["faces"] = protect_all(b)
             synchronize(device)

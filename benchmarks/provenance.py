@@ -166,7 +166,7 @@ SUITES: dict[str, Suite] = {
         command="python -m benchmarks pmt --threads 2"),
     "protect": Suite(
         outputs=(f"{RESULTS}/protect.md",),
-        inputs=_files(("benchmarks/protect.py", "facelab/protection.py", "facelab/protection_report.py",
+        inputs=_files(("benchmarks/protect.py", "benchmarks/memory.py", "facelab/protection.py", "facelab/protection_report.py",
                        "facelab/protection_cli.py", "facelab/photo.py",
                        "facelab/methods/registry.py",
                        "facelab/jpeg.py", "facelab/faces/view.py", "facelab/faces/align.py", "facelab/faces/detect.py",
@@ -174,7 +174,7 @@ SUITES: dict[str, Suite] = {
         command="python -m benchmarks protect --threads 2"),
     "cost": Suite(
         outputs=(f"{RESULTS}/cost.md",),
-        inputs=_files(("benchmarks/cost.py", "facelab/methods/registry.py", "facelab/methods/targeted_anonymization.py",
+        inputs=_files(("benchmarks/cost.py", "benchmarks/memory.py", "facelab/methods/registry.py", "facelab/methods/targeted_anonymization.py",
                        "facelab/methods/pmask.py", "facelab/methods/fawkes.py", "facelab/methods/pmt.py",
                        "facelab/methods/reconstruction.py", "facelab/methods/erasable_mask/method.py",
                        "facelab/models/shallow.py"),
