@@ -584,11 +584,12 @@ class _Job:
         origs, currents, alphas = [], [], []
         for (ph, n), region in zip(batch, regions):
             ys, xs = region.slices
-            origs.append(torch.from_numpy(ph.pic.rgb[ys, xs]).permute(2, 0, 1)[None].to(device))
+            # a caller's array may be read-only (torch.from_numpy would share it): the crop is a copy
+            origs.append(torch.from_numpy(ph.pic.rgb[ys, xs].copy()).permute(2, 0, 1)[None].to(device))
             # earlier faces of the photo may overlap: start from their protected pixels
             currents.append(torch.from_numpy(ph.out_rgb[ys, xs]).permute(2, 0, 1)[None].to(device))
             alphas.append(None if ph.pic.alpha is None else
-                          torch.from_numpy(ph.pic.alpha[ys, xs])[None].to(device, torch.float32) / 255.0)
+                          torch.from_numpy(ph.pic.alpha[ys, xs].copy())[None].to(device, torch.float32) / 255.0)
         if len(batch) == 1:
             shape, canvas = regions[0].shape, currents[0]
         else:
