@@ -145,7 +145,7 @@ def test_claims_over_seeds_keep_each_seeds_own_test_and_name_the_seeds_that_miss
                              R["other seeds"]["1"]["authorized"]["A"]["claims"]["fig1_contrast"][1]["test"]["verdict"]]
     assert f["verdicts"] == ["holds (significant)", "direction holds, not significant"]
     assert f["summary"] == "holds (significant) in 1 of 2 seeds; direction holds, not significant in 1"
-    assert f["spread"] == "+40.0 … +70.0; mean +55.0 ± 21.2"
+    assert f["spread"] == "+40.0 … +70.0; mean +55.0 ± 21.2 (sd)"
     # claim (a) at 90 %: measured in seed 0 only; seed 1 is named, not counted
     a = by[("a", "TAR 90%")]
     assert a["seeds"] == [0] and a["missing"] == [1]
