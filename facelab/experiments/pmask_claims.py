@@ -322,7 +322,7 @@ def claims(R: Mapping) -> dict:
     return {"per seed": per_seed, "over seeds": over_seeds(per_seed)}
 
 
-def in_every_seed(R: Mapping, key: str) -> tuple[int, int]:
+def kept_in_every_seed(R: Mapping, key: str) -> tuple[int, int]:
     """How many of the first seed's ``key`` ("probes" or "faces": photo indices) are ``key`` in every started
     seed, and how many the first seed has (the seeds re-draw the split of the same photos)."""
     sets = [set(R["per seed"][str(s)][key]) for s in measured_seeds(R)]
@@ -332,4 +332,4 @@ def in_every_seed(R: Mapping, key: str) -> tuple[int, int]:
 __all__ = ["MAIN", "FAWKES", "TIP_IM", "MEDIAN", "SSIM_MATCH", "SECONDS_TARGET", "NOT_MATCHED", "CAPPED", "CAP_NOTE",
            "small_delta_key", "black_box", "psr", "at_matched_ssim", "capped", "claim_a", "claim_b", "claim_c",
            "claim_d", "speed", "NEEDS", "has_runs", "seed_list", "measured_seeds", "for_seed", "measure",
-           "headline", "over_seeds", "claims", "in_every_seed"]
+           "headline", "over_seeds", "claims", "kept_in_every_seed"]

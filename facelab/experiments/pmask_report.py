@@ -105,8 +105,8 @@ def seeds_table(R: Mapping, records: list[dict] | None = None) -> str:
 def randomness_text(R: Mapping) -> str:
     """What a seed changes, and what it does not."""
     S = R["settings"]
-    probes, n_probes = C.in_every_seed(R, "probes")
-    faces, n_faces = C.in_every_seed(R, "faces")
+    probes, n_probes = C.kept_in_every_seed(R, "probes")
+    faces, n_faces = C.kept_in_every_seed(R, "faces")
     return (
         "What a seed changes: the benchmark hands its seed to every random draw of the protocol, the same seed to "
         "each. (1) The split, `make_split(seed=…)` (NumPy): the order of each protected identity's photos, and with "

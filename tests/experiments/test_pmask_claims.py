@@ -126,7 +126,7 @@ def test_a_seed_view_is_the_shared_fields_with_the_seeds_own():
     assert V["seed"] == 7 and V["probes"] == list(range(1, 13)) and V["elapsed"] == 30.0
     assert V["team"] == ["a", "b"] and "per seed" not in V and V["runs"] is R["per seed"]["7"]["runs"]
     assert C.seed_list(R) == C.measured_seeds(R) == [5, 7]
-    assert C.in_every_seed(R, "probes") == (11, 12) and C.in_every_seed(R, "faces") == (4, 4)
+    assert C.kept_in_every_seed(R, "probes") == (11, 12) and C.kept_in_every_seed(R, "faces") == (4, 4)
 
 
 def test_measure_gives_one_row_per_comparison_with_the_net_share_as_effect():
